@@ -1,0 +1,82 @@
+"""The paired record: what every model said about one request, logged together.
+
+Schema version 1. One record per request that went through a deployment; it is
+assembled when the primary model has answered and every sampled shadow has
+answered, failed, timed out or been dropped. In Redis it is one stream entry of
+``sg:{deployment}:pairs`` whose single field ``r`` holds the record as orjson
+bytes (see :func:`encode` / :func:`decode`).
+
+Fields (JSON):
+
+``v``               schema version (int, currently 1)
+``request_id``      the ``x-request-id`` of the request (str)
+``ts``              wall-clock time the request arrived, Unix seconds (float)
+``deployment``      deployment name (str)
+``revision``        config revision the request was served under (str)
+``key_hash``        blake2b hex digest of the routing key, or null without a key
+``bucket``          sticky bucket in [0, 10000) (int)
+``variant``         which variant answered the caller: "champion" or "canary"
+``rows``            number of rows (first dimension) in the request (int)
+``predictions``     list of model entries, the answering model first:
+    ``role``        "champion" | "canary" | "shadow"
+    ``model``       model name; ``version``: model version (str)
+    ``served``      true for the model whose answer went back to the caller
+    ``status``      "ok" | "error" | "timeout" | "dropped"
+    ``latency_ms``  model latency in milliseconds (float, null when dropped)
+    ``error``       error message or null
+    ``output``      for classifiers: {"label": [class names], "scores": [[p, ...]]};
+                    otherwise {"tensors": {name: {"datatype", "shape", "data"}}};
+                    null unless status is "ok"
+``inputs``          {name: {"datatype", "shape", "data"}} or null when inputs are not logged
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+import orjson
+
+SCHEMA_VERSION = 1
+STREAM_FIELD = b"r"
+
+Role = Literal["champion", "canary", "shadow"]
+Status = Literal["ok", "error", "timeout", "dropped"]
+Variant = Literal["champion", "canary"]
+
+
+class Prediction(TypedDict):
+    role: Role
+    model: str
+    version: str
+    served: bool
+    status: Status
+    latency_ms: float | None
+    error: str | None
+    output: dict[str, Any] | None
+
+
+class PairedRecord(TypedDict):
+    v: int
+    request_id: str
+    ts: float
+    deployment: str
+    revision: str
+    key_hash: str | None
+    bucket: int
+    variant: Variant
+    rows: int
+    predictions: list[Prediction]
+    inputs: dict[str, Any] | None
+
+
+def encode(record: PairedRecord) -> bytes:
+    """Serialise a record for the stream field ``r`` (orjson, numpy-aware)."""
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def decode(raw: bytes | str) -> PairedRecord:
+    """Parse a stream field back into a record (raises ValueError on garbage)."""
+    data = orjson.loads(raw)
+    if not isinstance(data, dict) or data.get("v") != SCHEMA_VERSION:
+        raise ValueError(f"not a paired record of schema v{SCHEMA_VERSION}")
+    return data  # type: ignore[return-value]
