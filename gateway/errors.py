@@ -1,0 +1,70 @@
+"""Errors that become HTTP responses ``{"error": "..."}`` with their status code.
+
+    GatewayError (500, internal)
+    ├── BadRequest (400, bad_request)
+    │   ├── InvalidInput (400, invalid_input)       a tensor does not fit the signature
+    │   └── UnsupportedMediaType (415, unsupported_media_type)
+    ├── NotFound (404, not_found)                  unknown model, version or deployment
+    ├── PayloadTooLarge (413, payload_too_large)
+    ├── NotReady (503, not_ready)
+    ├── BadGateway (502, bad_gateway)               a remote backend failed
+    └── GatewayTimeout (504, gateway_timeout)       a remote backend did not answer in time
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status_code = 500
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GatewayError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidInput(BadRequest):
+    code = "invalid_input"
+
+
+class UnsupportedMediaType(BadRequest):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class NotReady(GatewayError):
+    status_code = 503
+    code = "not_ready"
+
+
+class BadGateway(GatewayError):
+    status_code = 502
+    code = "bad_gateway"
+
+
+class GatewayTimeout(GatewayError):
+    status_code = 504
+    code = "gateway_timeout"
+
+
+class ConfigError(Exception):
+    """A config or model repository that cannot be served; ``errors`` are 'key.path: problem'."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors

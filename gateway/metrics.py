@@ -1,0 +1,121 @@
+"""Every Prometheus metric of the gateway, built on an injected ``CollectorRegistry``.
+
+Names follow MLServer (``model_infer_request_*`` with ``model_name``/``model_version``
+labels) and Triton's split of total time vs. compute time, so that existing serving
+dashboards carry over; gateway-specific series are prefixed ``shadowgate_``.
+Under ``--workers N`` the process runs in prometheus_client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``); gauges then sum over live processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+MODEL_LABELS = ("model_name", "model_version")
+
+
+def _gauge(name: str, doc: str, labels: tuple[str, ...], registry: CollectorRegistry) -> Gauge:
+    mode = "livesum" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else "all"
+    return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """Label children of one model, resolved once so the request path skips label lookups."""
+
+    success: Counter
+    compute: Histogram
+    duration: Histogram
+
+
+class Metrics:
+    """All metric families; create one per app (tests pass a fresh registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # the *_created series double the payload for no use here
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # Serving
+        self.request_success = Counter(
+            "model_infer_request_success", "Successful inference requests", MODEL_LABELS,
+            registry=r)
+        self.request_failure = Counter(
+            "model_infer_request_failure", "Failed inference requests by reason",
+            (*MODEL_LABELS, "reason"), registry=r)
+        self.request_duration = Histogram(
+            "model_infer_request_duration_seconds",
+            "Time from request received to response ready (gateway total)", MODEL_LABELS,
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.compute_duration = Histogram(
+            "model_infer_compute_duration_seconds", "Time spent in the model call only",
+            MODEL_LABELS, buckets=LATENCY_BUCKETS, registry=r)
+        self.in_flight = _gauge(
+            "rest_server_requests_in_progress", "Inference requests being served", (), r)
+        # Traffic policy
+        self.variant_requests = Counter(
+            "shadowgate_variant_requests", "Deployment requests by the variant that answered",
+            ("deployment", "variant"), registry=r)
+        self.shadow_queue_depth = _gauge(
+            "shadowgate_shadow_queue_depth", "Jobs waiting in a shadow model's queue",
+            MODEL_LABELS, r)
+        self.shadow_batch_size = Histogram(
+            "shadowgate_shadow_batch_size", "Requests per shadow micro-batch", MODEL_LABELS,
+            buckets=BATCH_BUCKETS, registry=r)
+        self.shadow_dropped = Counter(
+            "shadowgate_shadow_dropped", "Shadow requests dropped before running, by reason",
+            (*MODEL_LABELS, "reason"), registry=r)
+        self.shadow_results = Counter(
+            "shadowgate_shadow_results", "Shadow requests by outcome (ok, error, timeout)",
+            (*MODEL_LABELS, "status"), registry=r)
+        self.shadow_latency = Histogram(
+            "shadowgate_shadow_latency_seconds", "Latency of one shadow micro-batch call",
+            MODEL_LABELS, buckets=LATENCY_BUCKETS, registry=r)
+        self.records_assembled = Counter(
+            "shadowgate_records_assembled", "Paired records handed to the prediction log",
+            ("deployment",), registry=r)
+        # Prediction log
+        self.log_written = Counter(
+            "shadowgate_predlog_records_written", "Records written to Redis", registry=r)
+        self.log_spooled = Counter(
+            "shadowgate_predlog_records_spooled", "Records written to the disk spool",
+            registry=r)
+        self.log_replayed = Counter(
+            "shadowgate_predlog_records_replayed", "Spooled records replayed into Redis",
+            registry=r)
+        self.log_dropped = Counter(
+            "shadowgate_predlog_records_dropped", "Records lost, by reason", ("reason",),
+            registry=r)
+        self.log_queue_depth = _gauge(
+            "shadowgate_predlog_queue_depth", "Records waiting in the writer queue", (), r)
+        self.log_spool_bytes = _gauge(
+            "shadowgate_predlog_spool_bytes", "Bytes held in the disk spool", (), r)
+        self.log_redis_up = _gauge(
+            "shadowgate_predlog_redis_up", "1 when the last Redis write succeeded", (), r)
+        self.log_write_duration = Histogram(
+            "shadowgate_predlog_write_duration_seconds", "Latency of one pipelined Redis batch",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.feedback_received = Counter(
+            "shadowgate_feedback_received", "Ground-truth labels stored", ("deployment",),
+            registry=r)
+
+    def model(self, name: str, version: str) -> ModelMetrics:
+        """Pre-bound children for one model."""
+        return ModelMetrics(
+            success=self.request_success.labels(name, version),
+            compute=self.compute_duration.labels(name, version),
+            duration=self.request_duration.labels(name, version),
+        )
