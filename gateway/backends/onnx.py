@@ -1,0 +1,156 @@
+"""ONNX Runtime backend: signature from the file, hash check against the card, warm-up.
+
+Tiny models (tens of microseconds) are called inline on the event loop: handing them to
+a thread costs more than the inference. At warm-up the backend measures itself and moves
+request-path calls to a worker thread when a call is slower than ``INLINE_LIMIT_S``.
+Shadow micro-batches always run on a dedicated thread, so a slow or hung shadow never
+blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from gateway.backends.base import ClassifierInfo, Signature, TensorSpec
+from gateway.backends.card import CARD_FILE, ModelCard, load_card, sha256_of
+from gateway.errors import ConfigError
+from gateway.protocol.tensors import DTYPES, Array
+
+log = logging.getLogger(__name__)
+
+INLINE_LIMIT_S = 0.001
+Offload = Literal["auto", "always", "never"]
+
+ORT_TYPES = {
+    "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64", "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16", "tensor(int32)": "INT32", "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16", "tensor(float)": "FP32", "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+
+
+def _spec(arg: Any, path: Path) -> TensorSpec:
+    datatype = ORT_TYPES.get(arg.type)
+    if datatype is None:
+        raise ConfigError([f"{path}: tensor {arg.name!r} has unsupported type {arg.type}"])
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape)
+    return TensorSpec(arg.name, datatype, shape)
+
+
+def _check_card(card: ModelCard, onnx_path: Path, signature: Signature) -> list[str]:
+    errors = []
+    digest = sha256_of(onnx_path)
+    if card.sha256 and card.sha256 != digest:
+        errors.append(f"{onnx_path}: sha256 {digest} does not match {card.path} "
+                      f"({card.sha256}); the file changed or the card is stale")
+    for kind, declared, actual in (("inputs", card.inputs, signature.inputs),
+                                   ("outputs", card.outputs, signature.outputs)):
+        if declared is not None and {s.name: (s.datatype, len(s.shape)) for s in declared} != {
+                s.name: (s.datatype, len(s.shape)) for s in actual}:
+            errors.append(f"{card.path}: {kind} {[s.as_json() for s in declared]} do not "
+                          f"match the ONNX file's {[s.as_json() for s in actual]}")
+    return errors
+
+
+class OnnxBackend:
+    """One ONNX model version served by onnxruntime."""
+
+    platform = "onnxruntime_onnx"
+
+    def __init__(self, name: str, version: str, directory: Path, *, threads: int = 1,
+                 offload: Offload = "auto", allow_nonfinite: bool = False) -> None:
+        self.name = name
+        self.version = version
+        self.directory = directory
+        self.path = directory / "model.onnx"
+        if not self.path.is_file():
+            raise ConfigError([f"{self.path}: model file not found"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ConfigError([f"{self.path}: cannot load ONNX model: {exc}"]) from None
+        self.signature = Signature(
+            inputs=tuple(_spec(a, self.path) for a in self.session.get_inputs()),
+            outputs=tuple(_spec(a, self.path) for a in self.session.get_outputs()),
+            allow_nonfinite=allow_nonfinite,
+        )
+        self.card: ModelCard | None = None
+        card_path = directory / CARD_FILE
+        if card_path.is_file():
+            self.card = load_card(card_path)
+            errors = _check_card(self.card, self.path, self.signature)
+            if errors:
+                raise ConfigError(errors)
+        self.classifier: ClassifierInfo | None = self.card.classifier if self.card else None
+        if self.classifier and not {self.classifier.label_output,
+                                    self.classifier.scores_output} <= self.signature.output_names:
+            raise ConfigError([f"{card_path}: label/scores outputs not in the model's outputs"])
+        self._output_names = [s.name for s in self.signature.outputs]
+        self._offload = offload
+        self.inline = offload != "always"
+        self.warmup_s: float | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._shadow_executor: ThreadPoolExecutor | None = None
+
+    def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """Synchronous model call."""
+        return dict(zip(self._output_names, self.session.run(self._output_names, dict(inputs)),
+                        strict=True))
+
+    def warmup(self, calls: int = 20) -> None:
+        """Run dummy inputs; decide inline vs. thread from the measured median."""
+        sample = {s.name: _dummy(s) for s in self.signature.inputs}
+        timings = []
+        try:
+            for _ in range(calls):
+                start = time.perf_counter()
+                self.run(sample)
+                timings.append(time.perf_counter() - start)
+        except Exception as exc:
+            raise ConfigError([f"{self.path}: warm-up inference failed: {exc}"]) from None
+        self.warmup_s = statistics.median(timings)
+        if self._offload == "auto":
+            self.inline = self.warmup_s < INLINE_LIMIT_S
+        log.info("model %s:%s warmed up: %.0f us per call, %s", self.name, self.version,
+                 self.warmup_s * 1e6, "inline" if self.inline else "worker thread")
+
+    async def infer(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        if self.inline:
+            return self.run(inputs)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ort-{self.name}")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.run, inputs)
+
+    async def infer_batch(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        if self._shadow_executor is None:
+            self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{self.name}")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._shadow_executor, self.run, inputs)
+
+    async def close(self) -> None:
+        for executor in (self._executor, self._shadow_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _dummy(spec: TensorSpec) -> Array:
+    shape = tuple(1 if d < 0 else d for d in spec.shape)
+    if spec.datatype == "BYTES":
+        return np.full(shape, "", dtype=object)
+    return np.zeros(shape, dtype=DTYPES[spec.datatype])

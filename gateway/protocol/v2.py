@@ -1,0 +1,157 @@
+"""Open Inference Protocol V2 (KServe/Triton/MLServer REST) <-> InferenceRequest/Response."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from gateway.errors import BadRequest, InvalidInput
+from gateway.protocol.tensors import DTYPES, Array, InferenceRequest, InferenceResponse, datatype_of
+
+_NUMERIC_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "biuf"}
+_REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
+_INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson.loads with a 400 that says where the JSON broke."""
+    if not body:
+        raise BadRequest("request body is empty: expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def to_array(data: Any, datatype: str, shape: list[int], where: str) -> Array:
+    """Convert V2 ``data`` (flat or nested) to an array of ``shape``, strictly by datatype."""
+    dtype = DTYPES[datatype]
+    if not isinstance(data, list):
+        raise InvalidInput(f"{where}.data: expected a JSON array, got {_type_name(data)}")
+    if datatype == "BYTES":
+        flat = np.array(data, dtype=object).ravel()
+        for value in flat:
+            if not isinstance(value, str):
+                raise InvalidInput(f"{where}.data: BYTES elements must be strings, got "
+                                   f"{_type_name(value)}")
+        raw: Array = flat
+    else:
+        try:
+            raw = np.array(data)
+        except ValueError:
+            raise InvalidInput(f"{where}.data: nested lists are ragged; expected shape {shape}")\
+                from None
+        allowed = _NUMERIC_KINDS.get(dtype.kind, "")
+        if raw.dtype.kind not in allowed:
+            got = "ragged or mixed values" if raw.dtype.kind == "O" else f"{raw.dtype.kind!r}"
+            got = {"U": "strings", "b": "booleans", "f": "non-integer numbers",
+                   "i": "integers", "u": "integers"}.get(raw.dtype.kind, got)
+            if raw.size == 0:
+                raw = raw.astype(dtype)
+            else:
+                raise InvalidInput(f"{where}.data: expected {datatype} values, got {got}")
+        if dtype.kind in "iu" and raw.size:
+            info = np.iinfo(dtype)
+            lo, hi = raw.min(), raw.max()
+            if lo < info.min or hi > info.max:
+                raise InvalidInput(f"{where}.data: value out of range for {datatype} "
+                                   f"[{info.min}, {info.max}]: got {lo if lo < info.min else hi}")
+        if raw.dtype != dtype:
+            raw = raw.astype(dtype)
+    expected = math.prod(shape)
+    if raw.size != expected:
+        raise InvalidInput(f"{where}: shape {shape} needs {expected} elements, got {raw.size}")
+    return raw.reshape(shape)
+
+
+def decode_request(payload: Any) -> InferenceRequest:
+    """Validate the V2 request JSON and decode its tensors."""
+    if not isinstance(payload, dict):
+        raise BadRequest(f"request body: expected a JSON object, got {_type_name(payload)}")
+    unknown = payload.keys() - _REQUEST_KEYS
+    if unknown:
+        raise BadRequest(f"request: unknown field(s) {sorted(unknown)}; expected "
+                         f"{sorted(_REQUEST_KEYS)}")
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest(f"id: expected a string, got {_type_name(request_id)}")
+    parameters = payload.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadRequest(f"parameters: expected an object, got {_type_name(parameters)}")
+    raw_inputs = payload.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise BadRequest(f"inputs: expected a non-empty array of tensors, got "
+                         f"{_type_name(raw_inputs) if raw_inputs != [] else 'an empty array'}")
+    inputs: dict[str, Array] = {}
+    datatypes: dict[str, str] = {}
+    for i, tensor in enumerate(raw_inputs):
+        where = f"inputs[{i}]"
+        if not isinstance(tensor, dict):
+            raise BadRequest(f"{where}: expected an object, got {_type_name(tensor)}")
+        extra = tensor.keys() - _INPUT_KEYS
+        if extra:
+            raise BadRequest(f"{where}: unknown field(s) {sorted(extra)}")
+        name = tensor.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"{where}.name: expected a non-empty string, got {_type_name(name)}")
+        where = f"inputs[{i}] ({name!r})"
+        if name in inputs:
+            raise BadRequest(f"{where}: input {name!r} given twice")
+        datatype = tensor.get("datatype")
+        if datatype not in DTYPES:
+            raise BadRequest(f"{where}.datatype: expected one of {sorted(DTYPES)}, got "
+                             f"{datatype!r}")
+        shape = tensor.get("shape")
+        if (not isinstance(shape, list)
+                or not all(type(d) is int and d >= 0 for d in shape)):
+            raise BadRequest(f"{where}.shape: expected an array of non-negative integers, "
+                             f"got {shape!r}")
+        if "data" not in tensor:
+            raise BadRequest(f"{where}.data: missing")
+        inputs[name] = to_array(tensor["data"], datatype, shape, where)
+        datatypes[name] = datatype
+    outputs = None
+    raw_outputs = payload.get("outputs")
+    if raw_outputs is not None:
+        if not isinstance(raw_outputs, list):
+            raise BadRequest(f"outputs: expected an array, got {_type_name(raw_outputs)}")
+        outputs = []
+        for i, out in enumerate(raw_outputs):
+            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+                raise BadRequest(f"outputs[{i}]: expected an object with a string 'name', got "
+                                 f"{out!r}")
+            outputs.append(out["name"])
+    return InferenceRequest(inputs=inputs, id=request_id, parameters=parameters,
+                            outputs=outputs, datatypes=datatypes)
+
+
+def tensor_json(name: str, array: Array) -> dict[str, Any]:
+    """One V2 output tensor; numeric data stays a numpy array for orjson to serialise."""
+    datatype = datatype_of(array)
+    if datatype == "BYTES":
+        data: Any = [v.decode() if isinstance(v, bytes) else v for v in array.ravel().tolist()]
+    elif not array.flags.c_contiguous:
+        data = np.ascontiguousarray(array).ravel()
+    else:
+        data = array.ravel()
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def encode_response(response: InferenceResponse) -> bytes:
+    body: dict[str, Any] = {
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+    }
+    if response.id is not None:
+        body["id"] = response.id
+    if response.parameters:
+        body["parameters"] = response.parameters
+    body["outputs"] = [tensor_json(n, a) for n, a in response.outputs.items()]
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
