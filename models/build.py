@@ -160,7 +160,7 @@ def export_onnx(name: str, model: Any, n_features: int) -> bytes:
     onx.graph.doc_string = ""
     # skl2onnx collects opsets in a set: fix their order so the bytes do not depend on
     # PYTHONHASHSEED.
-    opsets = sorted(((o.domain, o.version) for o in onx.opset_import))
+    opsets = sorted((o.domain, o.version) for o in onx.opset_import)
     del onx.opset_import[:]
     for domain, version in opsets:
         onx.opset_import.add(domain=domain, version=version)
