@@ -1,0 +1,124 @@
+"""The deployment config file's schema: plain data, validated by pydantic.
+
+Cross-field checks (references between models and deployments) live in load.py, so that
+every error names its key path, e.g. ``deployments[0].canaries[1].weight``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RemoteSpec(Strict):
+    """A model served by another V2 server (Shadowgate, Triton, MLServer, KServe)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    model: str | None = Field(None, description="remote model name; default: the local name")
+    version: str | None = Field(None, description="remote model version; default: any")
+    timeout_ms: Annotated[float, Field(gt=0)] = 1000
+    max_connections: Annotated[int, Field(ge=1)] = 100
+
+
+class ModelSpec(Strict):
+    """One concrete model version the gateway loads."""
+
+    name: Name
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")] = "1"
+    path: str | None = Field(None, description="directory with model.onnx and card.json; "
+                             "default: <model_repository>/<name>/<version>")
+    remote: RemoteSpec | None = None
+    python: str | None = Field(None, pattern=r"^[\w.]+:[\w.]+$",
+                               description="custom backend factory 'module:callable'")
+    options: dict[str, Any] = Field(default_factory=dict)
+    threads: Annotated[int, Field(ge=1, le=64)] = 1
+    offload: Literal["auto", "always", "never"] = "auto"
+    allow_nonfinite: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class CanarySpec(Strict):
+    model: str
+    weight: Percent
+
+    @field_validator("weight")
+    @classmethod
+    def _hundredths(cls, value: float) -> float:
+        if abs(value * 100 - round(value * 100)) > 1e-6:
+            raise ValueError(f"weight must be a multiple of 0.01 percent, got {value}")
+        return round(value, 2)
+
+
+class ShadowSpec(Strict):
+    model: str
+    sample_percent: Percent = 100.0
+    timeout_ms: Annotated[float, Field(gt=0)] = 1000
+
+
+class RoutingSpec(Strict):
+    """Where the sticky routing key comes from; tried in the order header, query, json_field."""
+
+    header: str | None = None
+    query: str | None = None
+    json_field: str | None = None
+    salt: str | None = Field(None, description="default: the deployment name")
+    allow_force: bool = Field(False, description="let the force header pick a variant")
+    force_header: str = "x-shadowgate-variant"
+
+    @field_validator("header", "force_header")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+
+class RetentionSpec(Strict):
+    max_len: Annotated[int, Field(ge=1)] | None = 1_000_000
+    max_age_s: Annotated[float, Field(gt=0)] | None = None
+
+
+class DeploymentSpec(Strict):
+    name: Name
+    champion: str
+    canaries: list[CanarySpec] = Field(default_factory=list)
+    shadows: list[ShadowSpec] = Field(default_factory=list)
+    routing: RoutingSpec = RoutingSpec()
+    log_inputs: bool = True
+    input_sample_percent: Percent = 100.0
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
+
+
+class MirrorSpec(Strict):
+    """Shadow micro-batching, per shadow model."""
+
+    queue_size: Annotated[int, Field(ge=1)] = 10_000
+    max_batch: Annotated[int, Field(ge=1, le=4096)] = 64
+    max_wait_ms: Annotated[float, Field(ge=0)] = 2.0
+
+
+class ServerSpec(Strict):
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    default_deployment: str | None = Field(None, description="for POST /predict; default: the "
+                                           "only deployment")
+
+
+class Config(Strict):
+    """The whole file."""
+
+    version: Literal[1] = 1
+    revision: str | None = Field(None, description="default: a hash of the file's content")
+    model_repository: str = "../models"
+    models: list[ModelSpec]
+    deployments: list[DeploymentSpec] = Field(default_factory=list)
+    mirror: MirrorSpec = Field(default_factory=MirrorSpec)
+    server: ServerSpec = ServerSpec()

@@ -1,0 +1,151 @@
+"""Shadow traffic off the critical path: a bounded queue and a micro-batching worker per model.
+
+The request path only calls ``submit`` (``put_nowait``); a full queue drops the job and
+counts it. The worker gathers jobs for up to ``max_wait`` or ``max_batch`` jobs, runs one
+backend call per batch (off the event loop), and resolves each job's slot in its pending
+record. A shadow that raises or times out shows up in the record and in metrics only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.backends.base import Backend
+from gateway.errors import GatewayError
+from gateway.metrics import Metrics
+from gateway.predlog.record import Status
+from gateway.protocol.tensors import Array
+from gateway.traffic.pairing import PendingRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Job:
+    inputs: dict[str, Array]
+    rows: int
+    pending: PendingRecord
+    slot: int
+    timeout_s: float
+
+
+class ShadowWorker:
+    """Queue + micro-batcher for one model used as a shadow."""
+
+    def __init__(self, backend: Backend, metrics: Metrics, *, queue_size: int, max_batch: int,
+                 max_wait_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.backend = backend
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.clock = clock
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(queue_size)
+        labels = (backend.name, backend.version)
+        self._depth = metrics.shadow_queue_depth.labels(*labels)
+        self._batch_size = metrics.shadow_batch_size.labels(*labels)
+        self._latency = metrics.shadow_latency.labels(*labels)
+        self._dropped = metrics.shadow_dropped
+        self._results = {s: metrics.shadow_results.labels(*labels, s)
+                         for s in ("ok", "error", "timeout")}
+        self._labels = labels
+        self._stopping = False
+
+    def submit(self, job: Job) -> None:
+        """Never blocks: a full queue (or a stopping worker) drops the job and counts it."""
+        if self._stopping:
+            self.drop(job, "shutdown")
+            return
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.drop(job, "queue_full")
+
+    def drop(self, job: Job, reason: str) -> None:
+        self._dropped.labels(*self._labels, reason).inc()
+        job.pending.resolve(job.slot, self.backend, "dropped", None, f"dropped: {reason}")
+
+    async def run_once(self) -> int:
+        """Gather one micro-batch and run it; returns the number of jobs handled."""
+        first = await self.queue.get()
+        if self.max_wait_s > 0 and self.queue.qsize() < self.max_batch - 1:
+            await asyncio.sleep(self.max_wait_s)
+        batch = [first]
+        while len(batch) < self.max_batch and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        self._depth.set(self.queue.qsize())
+        self._batch_size.observe(len(batch))
+        valid = [job for job in batch if self._accepts(job)]
+        if valid:
+            await self._run(valid)
+        return len(batch)
+
+    def _accepts(self, job: Job) -> bool:
+        try:
+            self.backend.signature.validate(job.inputs, self.backend.name)
+        except GatewayError as exc:
+            self._results["error"].inc()
+            job.pending.resolve(job.slot, self.backend, "error", 0.0,
+                                f"input does not fit this model: {exc.message}")
+            return False
+        return True
+
+    async def _run(self, jobs: list[Job]) -> None:
+        if len(jobs) == 1 or not self.backend.signature.batchable:
+            for job in jobs:
+                await self._call([job], job.inputs)
+            return
+        names = list(jobs[0].inputs)
+        merged = {n: np.concatenate([job.inputs[n] for job in jobs]) for n in names}
+        await self._call(jobs, merged)
+
+    async def _call(self, jobs: list[Job], inputs: dict[str, Array]) -> None:
+        timeout = max(job.timeout_s for job in jobs)
+        start = self.clock()
+        try:
+            outputs = await asyncio.wait_for(self.backend.infer_batch(inputs), timeout)
+        except TimeoutError:
+            self._finish(jobs, "timeout", self.clock() - start, f"no answer within {timeout}s")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a shadow may fail in any way; contain it
+            self._finish(jobs, "error", self.clock() - start, f"{type(exc).__name__}: {exc}")
+            return
+        latency = self.clock() - start
+        self._latency.observe(latency)
+        total = sum(job.rows for job in jobs)
+        offset = 0
+        for job in jobs:
+            status: Status = "ok" if latency <= job.timeout_s else "timeout"
+            sliced = {n: (a[offset:offset + job.rows] if a.ndim and a.shape[0] == total else a)
+                      for n, a in outputs.items()}
+            offset += job.rows
+            self._results[status].inc()
+            job.pending.resolve(job.slot, self.backend, status, latency,
+                                None if status == "ok" else f"answered after {latency:.3f}s",
+                                sliced if status == "ok" else None)
+
+    def _finish(self, jobs: list[Job], status: Status, latency: float, error: str) -> None:
+        self._results[status].inc(len(jobs))
+        for job in jobs:
+            job.pending.resolve(job.slot, self.backend, status, latency, error)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the worker alive whatever a batch did
+                log.exception("shadow worker for %s:%s failed a batch", *self._labels)
+
+    def stop(self) -> None:
+        """Drop whatever is still queued (counted), so every pending record completes."""
+        self._stopping = True
+        while not self.queue.empty():
+            self.drop(self.queue.get_nowait(), "shutdown")

@@ -1,0 +1,78 @@
+"""Assembling one paired record from the answering model and every sampled shadow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.backends.base import Backend
+from gateway.predlog.record import PairedRecord, Prediction, Role, Status, Variant
+from gateway.predlog.sink import RecordSink
+from gateway.protocol.tensors import Array, datatype_of
+
+
+def tensors_json(arrays: dict[str, Array]) -> dict[str, Any]:
+    """{name: {datatype, shape, data}}; numeric data stays numpy for orjson."""
+    out: dict[str, Any] = {}
+    for name, array in arrays.items():
+        datatype = datatype_of(array)
+        data: Any = array.tolist() if datatype == "BYTES" else array
+        out[name] = {"datatype": datatype, "shape": list(array.shape), "data": data}
+    return out
+
+
+def output_json(backend: Backend, outputs: dict[str, Array]) -> dict[str, Any]:
+    """Classifiers log label names and scores; other models their raw output tensors."""
+    info = backend.classifier
+    if info is not None:
+        labels = outputs[info.label_output]
+        if labels.dtype.kind in "iu":
+            names = info.class_labels
+            label: list[Any] = [names[i] if 0 <= i < len(names) else str(i)
+                                for i in labels.ravel().tolist()]
+        else:
+            label = [v.decode() if isinstance(v, bytes) else v for v in labels.ravel().tolist()]
+        return {"label": label, "scores": outputs[info.scores_output]}
+    return {"tensors": tensors_json(outputs)}
+
+
+def prediction(backend: Backend, role: Role, served: bool) -> Prediction:
+    return Prediction(role=role, model=backend.name, version=backend.version, served=served,
+                      status="dropped", latency_ms=None, error=None, output=None)
+
+
+class PendingRecord:
+    """A record waiting for its shadows; the last one to answer hands it to the sink."""
+
+    __slots__ = ("record", "sink", "waiting")
+
+    def __init__(self, record: PairedRecord, sink: RecordSink, waiting: int) -> None:
+        self.record = record
+        self.sink = sink
+        self.waiting = waiting
+        if waiting == 0:
+            sink.submit(record)
+
+    def resolve(self, slot: int, backend: Backend, status: Status, latency_s: float | None,
+                error: str | None = None, outputs: dict[str, Array] | None = None) -> None:
+        entry = self.record["predictions"][slot]
+        entry["status"] = status
+        entry["latency_ms"] = None if latency_s is None else round(latency_s * 1000, 4)
+        entry["error"] = error
+        if outputs is not None:
+            try:
+                entry["output"] = output_json(backend, outputs)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                entry["status"], entry["error"] = "error", f"unreadable output: {exc!r}"
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.sink.submit(self.record)
+
+
+def new_record(request_id: str, ts: float, deployment: str, revision: str,
+               key_hash: str | None, bucket: int, variant: Variant, rows: int,
+               predictions: list[Prediction], inputs: dict[str, Any] | None) -> PairedRecord:
+    return PairedRecord(v=1, request_id=request_id, ts=ts, deployment=deployment,
+                        revision=revision, key_hash=key_hash, bucket=bucket, variant=variant,
+                        rows=rows, predictions=predictions, inputs=inputs)
+
+
