@@ -79,9 +79,13 @@ class ShadowWorker:
             batch.append(self.queue.get_nowait())
         self._depth.set(self.queue.qsize())
         self._batch_size.observe(len(batch))
-        valid = [job for job in batch if self._accepts(job)]
-        if valid:
-            await self._run(valid)
+        try:
+            valid = [job for job in batch if self._accepts(job)]
+            if valid:
+                await self._run(valid)
+        finally:
+            for _ in batch:
+                self.queue.task_done()
         return len(batch)
 
     def _accepts(self, job: Job) -> bool:
@@ -144,8 +148,13 @@ class ShadowWorker:
             except Exception:  # keep the worker alive whatever a batch did
                 log.exception("shadow worker for %s:%s failed a batch", *self._labels)
 
-    def stop(self) -> None:
-        """Drop whatever is still queued (counted), so every pending record completes."""
+    async def drain(self, timeout: float) -> None:
+        """Stop taking jobs, let queued ones finish for up to ``timeout``, drop the rest."""
         self._stopping = True
+        try:
+            await asyncio.wait_for(self.queue.join(), timeout)
+        except TimeoutError:
+            pass
         while not self.queue.empty():
             self.drop(self.queue.get_nowait(), "shutdown")
+            self.queue.task_done()

@@ -1,0 +1,86 @@
+"""create_app(...): wires everything; the lifespan starts parts in order, stops them in reverse.
+
+Start: config -> models (loaded and warmed up) -> prediction log -> shadow workers ->
+ready. Stop: not ready -> shadow queues drain (bounded) -> prediction log flushes to Redis
+or the spool -> models close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from gateway.backends.registry import load_models
+from gateway.metrics import Metrics
+from gateway.predlog.setup import PredictionLog, open_prediction_log
+from gateway.predlog.sink import RecordSink
+from gateway.rollout.load import LoadedConfig, load
+from gateway.runtime import Runtime
+from gateway.service import Service
+from gateway.settings import Settings
+from gateway.snapshot import build_snapshot
+from gateway.traffic.mirror import ShadowWorker
+from gateway.web import feedback, inference, meta, openapi
+from gateway.web.errors import HANDLERS
+from gateway.web.middleware import RequestIdMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
+               metrics: Metrics | None = None, sink: RecordSink | None = None,
+               transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """Build the ASGI app; nothing is loaded until the lifespan starts.
+
+    ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
+    embedders pass their own; by default they come from ``settings``.
+    """
+    settings = settings or Settings.from_env()
+    metrics = metrics or Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        config = loaded or load(settings.config)
+        models = await load_models(config, transport)
+        snapshot = build_snapshot(config, models, metrics)
+        plog: PredictionLog = await open_prediction_log(settings, config, metrics, sink)
+        mirror = config.config.mirror
+        workers = {ref: ShadowWorker(models.by_ref[ref], metrics, queue_size=mirror.queue_size,
+                                     max_batch=mirror.max_batch,
+                                     max_wait_s=mirror.max_wait_ms / 1000)
+                   for ref in sorted(snapshot.shadow_refs())}
+        tasks = [asyncio.create_task(w.run(), name=f"shadow:{ref}") for ref, w in workers.items()]
+        service = Service(snapshot, metrics, plog.sink, workers)
+        runtime = Runtime(settings, metrics, service, redis=plog.redis)
+        app.state.runtime = runtime
+        runtime.ready = True
+        log.info("serving revision %s: %d model(s), %d deployment(s), %d shadow worker(s)",
+                 config.revision, len(models.by_ref), len(snapshot.deployments), len(workers))
+        try:
+            yield
+        finally:
+            runtime.ready = False
+            await asyncio.gather(*(w.drain(settings.shutdown_timeout_s / 2)
+                                   for w in workers.values()))
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await plog.close(settings.shutdown_timeout_s / 2)
+            for backend in models:
+                await backend.close()
+
+    routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes]
+    return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
+                     exception_handlers=HANDLERS, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` and multi-worker serving: settings from SHADOWGATE_*."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,147 @@
+"""shadowgate serve | validate | export."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shadowgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the models of a config file")
+    serve.add_argument("--config", type=Path, help="deployment config (SHADOWGATE_CONFIG)")
+    serve.add_argument("--host", help="bind address (SHADOWGATE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (SHADOWGATE_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (SHADOWGATE_WORKERS)")
+    serve.add_argument("--redis-url", help="external Redis (SHADOWGATE_REDIS_URL); default: "
+                       "an embedded Redis under the state dir")
+    serve.add_argument("--state-dir", type=Path, help="embedded Redis data and the spool "
+                       "(SHADOWGATE_STATE_DIR, default .shadowgate)")
+    serve.add_argument("--log-level", help="SHADOWGATE_LOG_LEVEL, default info")
+    validate = sub.add_parser("validate", help="check a config file (and its models)")
+    validate.add_argument("config", type=Path)
+    validate.add_argument("--no-models", action="store_true",
+                          help="check the file only, do not load the models")
+    export = sub.add_parser("export", help="stream paired records (with feedback) to a file")
+    export.add_argument("--deployment", required=True)
+    export.add_argument("--since", help="ISO time or relative (24h, 7d)")
+    export.add_argument("--until", help="ISO time or relative (24h, 7d)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--output", "-o", help="file to write (default: stdout)")
+    export.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
+    export.add_argument("--state-dir", type=Path)
+    return parser
+
+
+def cmd_validate(path: Path, load_models: bool) -> int:
+    import asyncio
+
+    from gateway.backends.registry import load_models as load
+    from gateway.rollout.load import load as load_config
+
+    try:
+        loaded = load_config(path)
+        if load_models:
+            models = asyncio.run(load(loaded))
+            asyncio.run(_close_all(models))
+    except ConfigError as exc:
+        print(f"{path}: invalid", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    deployments = ", ".join(d.name for d in loaded.config.deployments) or "none"
+    print(f"{path}: valid (revision {loaded.revision}; {len(loaded.config.models)} model(s); "
+          f"deployments: {deployments})")
+    return 0
+
+
+async def _close_all(models: object) -> None:
+    for backend in models:  # type: ignore[attr-defined]
+        await backend.close()
+
+
+def cmd_serve(settings: Settings) -> int:
+    import uvicorn
+
+    if cmd_validate(settings.config, load_models=False) != 0:
+        return 1
+    embedded = None
+    env = {"SHADOWGATE_CONFIG": str(settings.config.resolve()),
+           "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve())}
+    if settings.workers > 1:
+        if settings.redis_url is None and settings.log == "redis":
+            # One embedded Redis for all workers, owned by this parent process.
+            from gateway.predlog.embedded import EmbeddedRedis
+
+            embedded = EmbeddedRedis(settings.state_dir / "redis")
+            embedded.start()
+            env["SHADOWGATE_REDIS_URL"] = embedded.url
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shadowgate-metrics-")
+    os.environ.update(env)
+    kwargs = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
+                  access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout_s)
+    try:
+        if settings.workers > 1:
+            uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers,
+                        **kwargs)  # type: ignore[arg-type]
+        else:
+            from gateway.app import create_app
+
+            uvicorn.run(create_app(Settings.from_env()), **kwargs)  # type: ignore[arg-type]
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.predlog.export import run_export
+
+    settings = Settings.from_env(redis_url=args.redis_url, state_dir=args.state_dir)
+    url = settings.redis_url
+    embedded = None
+    if url is None:
+        from gateway.predlog.embedded import EmbeddedRedis
+
+        embedded = EmbeddedRedis(settings.state_dir / "redis")
+        embedded.start()
+        url = embedded.url
+    try:
+        count = run_export(url, args.deployment, args.since, args.until, args.format,
+                           args.output)
+    except ValueError as exc:
+        print(f"shadowgate export: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"exported {count} record(s)", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        logging.basicConfig(level=logging.WARNING)
+        return cmd_validate(args.config, not args.no_models)
+    if args.command == "export":
+        return cmd_export(args)
+    try:
+        settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
+                                     workers=args.workers, redis_url=args.redis_url,
+                                     state_dir=args.state_dir, log_level=args.log_level)
+    except ValueError as exc:
+        print(f"shadowgate: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return cmd_serve(settings)

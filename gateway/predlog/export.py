@@ -1,0 +1,280 @@
+"""Exporting a deployment's paired records, joined with their labels, as JSONL or CSV.
+
+Memory stays bounded: records are read, joined and written one stream page at a time.
+JSONL writes each record as logged plus ``"feedback": {"label", "ts"} | null``.
+CSV writes one row per (request, row index). Its columns are fixed by the first
+:data:`CSV_SAMPLE` records, because a CSV header cannot grow once written: a model first seen
+later gets no columns (counted and logged), and score columns are named by ``output.classes``
+when the record has them, else by class index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import IO, Any, BinaryIO, Literal, TextIO
+
+import orjson
+from redis.asyncio import Redis
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from gateway.predlog import keys
+from gateway.predlog.reader import DEFAULT_PAGE, Joined, ScanStats, iter_joined_pages
+from gateway.predlog.record import PairedRecord, Prediction
+
+log = logging.getLogger(__name__)
+
+Format = Literal["jsonl", "csv"]
+FORMATS: tuple[Format, ...] = ("jsonl", "csv")
+CSV_SAMPLE = 1000
+FIXED_COLUMNS = ("request_id", "ts", "deployment", "revision", "variant", "bucket", "row",
+                 "served_model", "served_version")
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_time(text: str, now: float) -> float:
+    """Unix seconds from ISO 8601 (``2026-11-20``, ``2026-11-20T10:00:00Z``; naive means UTC)
+    or a duration before ``now`` (``30m``, ``24h``, ``7d``); raises ValueError."""
+    text = text.strip()
+    match = _RELATIVE.fullmatch(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: expected an ISO 8601 time (2026-11-20T10:00:00Z) or a "
+                         "duration ago (30m, 24h, 7d)") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def iso_utc(ts: float) -> str:
+    """``2026-11-20T10:00:00.000Z``; a ts out of datetime's range is written as the number."""
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    except (OverflowError, OSError, ValueError):
+        return repr(ts)
+
+
+def _model_key(p: Prediction) -> str:
+    return f"{p['model']}:{p['version']}"
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # the JSON spelling, as in the JSONL export
+    return "" if value is None else value
+
+
+class _CsvLayout:
+    """Column layout fixed from a sample of records: models and their score classes."""
+
+    def __init__(self, sample: Sequence[Joined]) -> None:
+        self.classes: dict[str, list[str]] = {}  # model key -> score class names, in order
+        self.unknown_models = 0
+        for record, _ in sample:
+            for p in record["predictions"]:
+                names = self.classes.setdefault(_model_key(p), [])
+                output = p.get("output") or {}
+                if not names and isinstance(output.get("classes"), list):
+                    names.extend(str(c) for c in output["classes"])
+                for row in output.get("scores") or ():
+                    if isinstance(row, dict):
+                        names.extend(str(c) for c in row if str(c) not in names)
+                    elif isinstance(row, list) and len(row) > len(names):
+                        names.extend(str(j) for j in range(len(names), len(row)))
+
+    def header(self) -> list[str]:
+        columns = list(FIXED_COLUMNS)
+        for key, names in self.classes.items():
+            columns += [f"{key}_status", f"{key}_latency_ms", f"{key}_label"]
+            columns += [f"{key}_score_{name}" for name in names]
+        return [*columns, "feedback_label"]
+
+    def rows(self, record: PairedRecord, label: Any) -> list[list[Any]]:
+        by_key = {_model_key(p): p for p in record["predictions"]}
+        self.unknown_models += len(by_key.keys() - self.classes.keys())
+        served = next((p for p in record["predictions"] if p.get("served")), None)
+        fixed = [record["request_id"], iso_utc(record["ts"]), record["deployment"],
+                 record["revision"], record["variant"], record["bucket"]]
+        served_cells = ["", ""] if served is None else [served["model"], served["version"]]
+        rows = []
+        for i in range(max(1, int(record.get("rows") or 0))):
+            row = [*fixed, i, *served_cells]
+            for key, names in self.classes.items():
+                row += self._model_cells(by_key.get(key), i, names)
+            row.append(label)
+            rows.append([_cell(v) for v in row])
+        return rows
+
+    @staticmethod
+    def _model_cells(p: Prediction | None, i: int, names: list[str]) -> list[Any]:
+        if p is None:
+            return [""] * (3 + len(names))
+        output = p.get("output") or {}
+        labels = output.get("label") or []
+        scores_rows = output.get("scores") or []
+        scores = scores_rows[i] if i < len(scores_rows) else None
+        if isinstance(scores, dict):
+            score_cells = [scores.get(name, "") for name in names]
+        elif isinstance(scores, list):
+            score_cells = [scores[j] if j < len(scores) else "" for j in range(len(names))]
+        else:
+            score_cells = [""] * len(names)
+        label = labels[i] if isinstance(labels, list) and i < len(labels) else ""
+        return [p["status"], p["latency_ms"], label, *score_cells]
+
+
+class _Sink:
+    """Writes text chunks to a text or a binary stream."""
+
+    def __init__(self, out: IO[Any]) -> None:
+        self._out = out
+        self._text = isinstance(out, io.TextIOBase)
+
+    def write(self, chunk: str) -> None:
+        self._out.write(chunk if self._text else chunk.encode())
+
+
+def _jsonl(batch: Sequence[Joined]) -> str:
+    lines = []
+    for record, stored in batch:
+        feedback = None if stored is None else {"label": stored["label"], "ts": stored["ts"]}
+        lines.append(orjson.dumps({**record, "feedback": feedback}).decode())
+    return "".join(line + "\n" for line in lines)
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+class _CsvWriter:
+    """Holds back the first records until they fix the columns, then writes page by page."""
+
+    def __init__(self, sink: _Sink) -> None:
+        self._sink = sink
+        self._layout: _CsvLayout | None = None
+        self._pending: list[Joined] = []
+
+    def feed(self, batch: list[Joined]) -> None:
+        if self._layout is None:
+            self._pending += batch
+            if len(self._pending) < CSV_SAMPLE:
+                return
+            batch, self._pending = self._pending, []
+            self._start(batch)
+        self._write(batch)
+
+    def finish(self) -> int:
+        """Write what is still held back; returns the model results that had no columns."""
+        if self._layout is None:
+            self._start(self._pending)
+            self._write(self._pending)
+        assert self._layout is not None
+        return self._layout.unknown_models
+
+    def _start(self, sample: list[Joined]) -> None:
+        self._layout = _CsvLayout(sample[:CSV_SAMPLE])
+        self._sink.write(_csv([self._layout.header()]))
+
+    def _write(self, batch: list[Joined]) -> None:
+        assert self._layout is not None
+        self._sink.write(_csv([row for record, stored in batch for row in self._layout.rows(
+            record, None if stored is None else stored["label"])]))
+
+
+async def export(
+    redis: Redis,
+    deployment: str,
+    *,
+    since: float | None,
+    until: float | None,
+    fmt: Format,
+    out: BinaryIO | TextIO,
+    progress: bool,
+    page: int = DEFAULT_PAGE,
+    stats: ScanStats | None = None,
+) -> int:
+    """Stream the records with ``since <= ts < until`` to ``out``; returns how many were written.
+
+    ``progress`` shows a tqdm bar on stderr (only when it is a terminal; total = XLEN);
+    ``page`` bounds the stream entries held at once; ``stats`` (optional) receives the counters.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    stats = ScanStats() if stats is None else stats
+    sink = _Sink(out)
+    table = _CsvWriter(sink) if fmt == "csv" else None
+    bar = None
+    if progress and sys.stderr.isatty():
+        bar = tqdm(total=await redis.xlen(keys.pairs(deployment)), file=sys.stderr, unit="entry")
+    written = shown = 0
+    try:
+        async for batch in iter_joined_pages(redis, deployment, since=since, until=until,
+                                             page=page, stats=stats):
+            if table is None:
+                sink.write(_jsonl(batch))
+            else:
+                table.feed(batch)
+            written += len(batch)
+            if bar is not None:
+                bar.update(stats.entries - shown)
+                shown = stats.entries
+        unknown = 0 if table is None else table.finish()
+    finally:
+        if bar is not None:
+            bar.close()
+    if unknown:
+        log.warning("export %s: %d model results had no CSV column (models first seen after "
+                    "the first %d records)", deployment, unknown, CSV_SAMPLE)
+    return written
+
+
+async def _run(url: str, deployment: str, since: float | None, until: float | None, fmt: Format,
+               out: BinaryIO) -> int:
+    redis = Redis.from_url(url)
+    try:
+        return await export(redis, deployment, since=since, until=until, fmt=fmt, out=out,
+                            progress=True)
+    finally:
+        await redis.aclose()
+
+
+def run_export(url: str, deployment: str, since: str | None, until: str | None, fmt: str,
+               output: str | None) -> int:
+    """Export for the CLI: parse the times, write to ``output`` (or stdout), return the count.
+
+    A file is written under a temporary name and renamed when complete, so a failed export never
+    leaves a truncated file behind. Raises ValueError for a bad time or format.
+    """
+    now = time.time()
+    start = None if since is None else parse_time(since, now)
+    end = None if until is None else parse_time(until, now)
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"--since ({since}) must be before --until ({until})")
+    if fmt not in FORMATS:
+        raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    chosen: Format = "csv" if fmt == "csv" else "jsonl"
+    if output is None:
+        count = asyncio.run(_run(url, deployment, start, end, chosen, sys.stdout.buffer))
+        sys.stdout.buffer.flush()
+        return count
+    partial = f"{output}.partial"
+    try:
+        with open(partial, "wb") as out:
+            count = asyncio.run(_run(url, deployment, start, end, chosen, out))
+        os.replace(partial, output)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return count

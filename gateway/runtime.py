@@ -1,0 +1,26 @@
+"""What the routes need at run time; the app's lifespan builds it and puts it in app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.metrics import Metrics
+from gateway.service import Service
+from gateway.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    service: Service
+    redis: Any = None  # redis.asyncio.Redis when the prediction log is on
+    ready: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_body_bytes(self) -> int:
+        if self.settings.max_body_bytes is not None:
+            return self.settings.max_body_bytes
+        return self.service.snapshot.loaded.config.server.max_body_bytes

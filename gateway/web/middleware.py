@@ -1,0 +1,44 @@
+"""Plain ASGI middleware: every response carries ``x-request-id``."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"x-request-id"
+
+
+def _acceptable(value: bytes) -> bool:
+    return 0 < len(value) <= 128 and all(0x21 <= c <= 0x7E for c in value)
+
+
+class RequestIdMiddleware:
+    """Uses the caller's ``x-request-id`` when it is sane, else a new uuid4 hex.
+
+    The id is put in ``scope["state"]["request_id"]`` for the routes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = b""
+        for key, value in scope["headers"]:
+            if key == HEADER:
+                request_id = value
+                break
+        if not _acceptable(request_id):
+            request_id = uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (HEADER, request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,0 +1,80 @@
+"""The setups bench.py can measure, and the servers they run against.
+
+Setups that share a ``server`` share one running process (``v2`` and ``predict`` both hit the
+champion-only gateway). ``floor-b`` is a second, independent floor: an A/A check of the noise.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers import ServerSpec
+from workloads import BodyKind
+
+LOADTESTS = Path(__file__).resolve().parent
+REPO_ROOT = LOADTESTS.parent
+CONFIGS = LOADTESTS / "configs"
+GATEWAY_HEALTH = "/v2/health/ready"
+STATE_ENV = "SHADOWGATE_STATE_DIR"
+BASELINE = "floor"
+DEFAULT_SETUPS = ("floor", "v2", "predict", "full-v2", "full-predict")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One row family of the table: which server, which route, which body."""
+
+    name: str
+    server: str
+    path: str
+    body: BodyKind
+    vary_users: bool
+    about: str
+
+
+SETUPS = (
+    Setup("floor", "floor", "/infer", "v2", False, "starlette + orjson + ORT, nothing else"),
+    Setup("floor-b", "floor-b", "/infer", "v2", False, "a second floor process (A/A noise)"),
+    Setup("v2", "gateway-champion", "/v2/models/breast-cancer/infer", "v2", False,
+          "gateway, champion only, V2 protocol"),
+    Setup("predict", "gateway-champion", "/predict", "predict", False,
+          "gateway, champion only, simple JSON"),
+    Setup("full-v2", "gateway-full", "/v2/models/breast-cancer/infer", "v2", True,
+          "gateway, 2 shadows at 100% + 10% canary, V2"),
+    Setup("full-predict", "gateway-full", "/predict", "predict", True,
+          "gateway, 2 shadows at 100% + 10% canary, simple JSON"),
+)
+
+
+def find(name: str) -> Setup:
+    for setup in SETUPS:
+        if setup.name == name:
+            return setup
+    known = ", ".join(s.name for s in SETUPS)
+    raise SystemExit(f"unknown setup {name!r} (known: {known})")
+
+
+def _floor(name: str) -> ServerSpec:
+    argv = (sys.executable, str(LOADTESTS / "floor.py"), "--host", "127.0.0.1", "--port", "{port}")
+    return ServerSpec(name, argv, "/health")
+
+
+def _gateway(name: str, config: str) -> ServerSpec:
+    argv = (
+        sys.executable, "-m", "gateway", "serve", "--config", str(CONFIGS / config),
+        "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+    )
+    return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV)
+
+
+def server_spec(name: str) -> ServerSpec:
+    """The launch recipe of a server named in ``Setup.server``."""
+    if name.startswith("floor"):
+        return _floor(name)
+    if name == "gateway-champion":
+        return _gateway(name, "champion.yaml")
+    if name == "gateway-full":
+        return _gateway(name, "full.yaml")
+    raise ValueError(f"no server named {name!r}")
