@@ -71,7 +71,8 @@ class Service:
         if dep is None:
             if name not in snap.models.versions:
                 raise NotFound(f"model {name!r} not found; deployments: "
-                               f"{sorted(snap.deployments)}, models: {sorted(snap.models.versions)}")
+                               f"{sorted(snap.deployments)}, "
+                               f"models: {sorted(snap.models.versions)}")
             return snap.models.get(name, version)
         if version is not None:
             raise NotFound(f"{name!r} is a deployment and has no versions; address a model "

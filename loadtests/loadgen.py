@@ -28,7 +28,10 @@ class LoadSpec:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """Completed requests in the measured window; latencies in milliseconds."""
+    """Completed requests in the measured window; latencies in milliseconds.
+
+    ``generator_cpu_s`` covers the whole cell, warm-up included.
+    """
 
     generator: GeneratorName
     requests: int

@@ -134,30 +134,24 @@ def _time_left(spec: LoadSpec, tally: Tally) -> float:
     return (tally.window_end_ns - time.perf_counter_ns()) / NS_PER_S + spec.timeout_s
 
 
-async def _measure(spec: LoadSpec) -> tuple[Tally, float]:
+async def _measure(spec: LoadSpec) -> Tally:
     requests = spec.workload.raw(spec.host, spec.port)
     now = time.perf_counter_ns()
     start = now + int(spec.warmup_s * NS_PER_S)
     tally = Tally(start, start + int(spec.duration_s * NS_PER_S))
     next_request = _cycler(requests)
     drivers = [_drive(spec, next_request, tally) for _ in range(spec.concurrency)]
-    cpu_task = asyncio.create_task(_cpu_in_window(tally))
     await asyncio.gather(*drivers)
-    return tally, await cpu_task
-
-
-async def _cpu_in_window(tally: Tally) -> float:
-    """This process's CPU time over the measured window."""
-    await asyncio.sleep(max(0.0, (tally.window_start_ns - time.perf_counter_ns()) / NS_PER_S))
-    before = time.process_time()
-    await asyncio.sleep(max(0.0, (tally.window_end_ns - time.perf_counter_ns()) / NS_PER_S))
-    return time.process_time() - before
+    return tally
 
 
 def run(spec: LoadSpec) -> LoadResult:
+    """Warm-up then measured window on the same connections; CPU is this process's over both."""
+    cpu_before = time.process_time()
     factory = uvloop.new_event_loop if uvloop is not None else None
     with asyncio.Runner(loop_factory=factory) as runner:
-        tally, cpu_s = runner.run(_measure(spec))
+        tally = runner.run(_measure(spec))
+    cpu_s = time.process_time() - cpu_before
     latencies = sorted(tally.latencies_ns)
     ok = sum(n for status, n in tally.statuses.items() if 200 <= status < 300)
     return LoadResult(

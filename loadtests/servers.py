@@ -198,3 +198,12 @@ def cpu_seconds(root: int) -> float:
         if fields is not None:
             total += int(fields[11]) + int(fields[12])
     return total / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle (all cores, steal time included)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user]
+    return (sum(fields[:8]) - idle - iowait) / CLK_TCK

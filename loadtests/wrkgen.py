@@ -73,13 +73,13 @@ def command(spec: LoadSpec, script: Path, duration_s: float) -> list[str]:
 
 
 def run(spec: LoadSpec) -> LoadResult:
-    """A warm-up run (discarded), then the measured run."""
+    """A warm-up run (discarded), then the measured run; CPU is wrk's over both."""
     with tempfile.TemporaryDirectory(prefix="sg-wrk-") as tmp:
         script = Path(tmp) / "workload.lua"
         script.write_text(lua_script(spec.workload))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         if spec.warmup_s > 0:
             _wrk(command(spec, script, spec.warmup_s), spec.warmup_s + spec.timeout_s + 10)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = _wrk(command(spec, script, spec.duration_s),
                       spec.duration_s + spec.timeout_s + 10)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

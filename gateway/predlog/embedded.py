@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,9 @@ class EmbeddedRedis:
         self._proc, self._adopted_pid = None, None
 
     def _client(self, timeout: float) -> redis.Redis:
+        # No retries: SHUTDOWN closes the connection by design, and retrying it only waits.
         return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout,
-                           socket_connect_timeout=1.0)
+                           socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))
 
     def _ping(self) -> bool:
         if not self.socket.exists():
@@ -136,14 +139,8 @@ class EmbeddedRedis:
     def _wait_exit(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc is not None:
-                if self._proc.poll() is not None:
-                    return True
-            else:
-                try:
-                    os.kill(pid, 0)  # an adopted server is not our child: probe the pid
-                except ProcessLookupError:
-                    return True
+            if self._proc.poll() is not None if self._proc is not None else _exited(pid):
+                return True
             time.sleep(0.01)
         return False
 
@@ -154,3 +151,16 @@ class EmbeddedRedis:
                 os.kill(pid, signal.SIGKILL)
         if self._proc is not None:
             self._proc.wait()
+
+
+def _exited(pid: int) -> bool:
+    """For a server we did not start: gone, or a zombie its parent has not reaped yet."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

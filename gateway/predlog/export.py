@@ -18,15 +18,16 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any, BinaryIO, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO, cast
 
 import orjson
 from redis.asyncio import Redis
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from gateway.predlog import keys
+from gateway.predlog.feedback import StoredLabel
 from gateway.predlog.reader import DEFAULT_PAGE, Joined, ScanStats, iter_joined_pages
 from gateway.predlog.record import PairedRecord, Prediction
 
@@ -74,123 +75,106 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-class _CsvLayout:
-    """Column layout fixed from a sample of records: models and their score classes."""
-
-    def __init__(self, sample: Sequence[Joined]) -> None:
-        self.classes: dict[str, list[str]] = {}  # model key -> score class names, in order
-        self.unknown_models = 0
-        for record, _ in sample:
-            for p in record["predictions"]:
-                names = self.classes.setdefault(_model_key(p), [])
-                output = p.get("output") or {}
-                if not names and isinstance(output.get("classes"), list):
-                    names.extend(str(c) for c in output["classes"])
-                for row in output.get("scores") or ():
-                    if isinstance(row, dict):
-                        names.extend(str(c) for c in row if str(c) not in names)
-                    elif isinstance(row, list) and len(row) > len(names):
-                        names.extend(str(j) for j in range(len(names), len(row)))
-
-    def header(self) -> list[str]:
-        columns = list(FIXED_COLUMNS)
-        for key, names in self.classes.items():
-            columns += [f"{key}_status", f"{key}_latency_ms", f"{key}_label"]
-            columns += [f"{key}_score_{name}" for name in names]
-        return [*columns, "feedback_label"]
-
-    def rows(self, record: PairedRecord, label: Any) -> list[list[Any]]:
-        by_key = {_model_key(p): p for p in record["predictions"]}
-        self.unknown_models += len(by_key.keys() - self.classes.keys())
-        served = next((p for p in record["predictions"] if p.get("served")), None)
-        fixed = [record["request_id"], iso_utc(record["ts"]), record["deployment"],
-                 record["revision"], record["variant"], record["bucket"]]
-        served_cells = ["", ""] if served is None else [served["model"], served["version"]]
-        rows = []
-        for i in range(max(1, int(record.get("rows") or 0))):
-            row = [*fixed, i, *served_cells]
-            for key, names in self.classes.items():
-                row += self._model_cells(by_key.get(key), i, names)
-            row.append(label)
-            rows.append([_cell(v) for v in row])
-        return rows
-
-    @staticmethod
-    def _model_cells(p: Prediction | None, i: int, names: list[str]) -> list[Any]:
-        if p is None:
-            return [""] * (3 + len(names))
-        output = p.get("output") or {}
-        labels = output.get("label") or []
-        scores_rows = output.get("scores") or []
-        scores = scores_rows[i] if i < len(scores_rows) else None
-        if isinstance(scores, dict):
-            score_cells = [scores.get(name, "") for name in names]
-        elif isinstance(scores, list):
-            score_cells = [scores[j] if j < len(scores) else "" for j in range(len(names))]
-        else:
-            score_cells = [""] * len(names)
-        label = labels[i] if isinstance(labels, list) and i < len(labels) else ""
-        return [p["status"], p["latency_ms"], label, *score_cells]
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
-class _Sink:
-    """Writes text chunks to a text or a binary stream."""
-
-    def __init__(self, out: IO[Any]) -> None:
-        self._out = out
-        self._text = isinstance(out, io.TextIOBase)
-
-    def write(self, chunk: str) -> None:
-        self._out.write(chunk if self._text else chunk.encode())
+def _csv(rows: Iterable[list[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
 
 
 def _jsonl(batch: Sequence[Joined]) -> str:
     lines = []
     for record, stored in batch:
         feedback = None if stored is None else {"label": stored["label"], "ts": stored["ts"]}
-        lines.append(orjson.dumps({**record, "feedback": feedback}).decode())
-    return "".join(line + "\n" for line in lines)
+        lines.append(orjson.dumps({**record, "feedback": feedback}).decode() + "\n")
+    return "".join(lines)
 
 
-def _csv(rows: list[list[Any]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
+def _writer(out: BinaryIO | TextIO) -> Callable[[str], object]:
+    """Text streams take the text as is, binary ones as UTF-8."""
+    if isinstance(out, io.TextIOBase):
+        return out.write
+    binary = cast(BinaryIO, out)
+    return lambda chunk: binary.write(chunk.encode())
 
 
-class _CsvWriter:
+class _CsvTable:
     """Holds back the first records until they fix the columns, then writes page by page."""
 
-    def __init__(self, sink: _Sink) -> None:
-        self._sink = sink
-        self._layout: _CsvLayout | None = None
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self._write = write
         self._pending: list[Joined] = []
+        self._classes: dict[str, list[str]] | None = None  # model key -> score class names
+        self.unknown_models = 0  # model results left out: the model had no columns
 
     def feed(self, batch: list[Joined]) -> None:
-        if self._layout is None:
-            self._pending += batch
-            if len(self._pending) < CSV_SAMPLE:
-                return
-            batch, self._pending = self._pending, []
-            self._start(batch)
-        self._write(batch)
+        if self._classes is not None:
+            self._write(_csv(row for joined in batch for row in self._rows(*joined)))
+            return
+        self._pending += batch
+        if len(self._pending) >= CSV_SAMPLE:
+            self.flush()
 
-    def finish(self) -> int:
-        """Write what is still held back; returns the model results that had no columns."""
-        if self._layout is None:
-            self._start(self._pending)
-            self._write(self._pending)
-        assert self._layout is not None
-        return self._layout.unknown_models
+    def flush(self) -> None:
+        """Fix the columns now (from what is held back) and write the held-back records."""
+        if self._classes is None:
+            pending, self._pending = self._pending, []
+            self._start(pending[:CSV_SAMPLE])
+            self.feed(pending)
 
     def _start(self, sample: list[Joined]) -> None:
-        self._layout = _CsvLayout(sample[:CSV_SAMPLE])
-        self._sink.write(_csv([self._layout.header()]))
+        self._classes = classes = dict[str, list[str]]()
+        for record, _ in sample:
+            for p in record["predictions"]:
+                names = classes.setdefault(_model_key(p), [])
+                output = p.get("output") or {}
+                if not names and isinstance(output.get("classes"), list):
+                    names.extend(str(c) for c in output["classes"])
+                for row in _list(output.get("scores")):
+                    if isinstance(row, dict):
+                        names.extend(str(c) for c in row if str(c) not in names)
+                    elif isinstance(row, list) and len(row) > len(names):
+                        names.extend(str(j) for j in range(len(names), len(row)))
+        header = list(FIXED_COLUMNS)
+        for key, names in classes.items():
+            header += [f"{key}_status", f"{key}_latency_ms", f"{key}_label"]
+            header += [f"{key}_score_{name}" for name in names]
+        self._write(_csv([[*header, "feedback_label"]]))
 
-    def _write(self, batch: list[Joined]) -> None:
-        assert self._layout is not None
-        self._sink.write(_csv([row for record, stored in batch for row in self._layout.rows(
-            record, None if stored is None else stored["label"])]))
+    def _rows(self, record: PairedRecord, stored: StoredLabel | None) -> list[list[Any]]:
+        assert self._classes is not None
+        by_key = {_model_key(p): p for p in record["predictions"]}
+        self.unknown_models += len(by_key.keys() - self._classes.keys())
+        served = next((p for p in record["predictions"] if p.get("served")), None)
+        head = [record["request_id"], iso_utc(record["ts"]), record["deployment"],
+                record["revision"], record["variant"], record["bucket"]]
+        served_cells = ["", ""] if served is None else [served["model"], served["version"]]
+        label = None if stored is None else stored["label"]
+        rows = []
+        for i in range(max(1, int(record.get("rows") or 0))):
+            row = [*head, i, *served_cells]
+            for key, names in self._classes.items():
+                row += _model_cells(by_key.get(key), i, names)
+            rows.append([_cell(v) for v in [*row, label]])
+        return rows
+
+
+def _model_cells(p: Prediction | None, i: int, names: list[str]) -> list[Any]:
+    if p is None:
+        return [""] * (3 + len(names))
+    output = p.get("output") or {}
+    labels, scores_rows = _list(output.get("label")), _list(output.get("scores"))
+    scores = scores_rows[i] if i < len(scores_rows) else None
+    if isinstance(scores, dict):
+        score_cells = [scores.get(name, "") for name in names]
+    else:
+        scores = _list(scores)
+        score_cells = [scores[j] if j < len(scores) else "" for j in range(len(names))]
+    label = labels[i] if i < len(labels) else ""
+    return [p["status"], p["latency_ms"], label, *score_cells]
 
 
 async def export(
@@ -213,8 +197,8 @@ async def export(
     if fmt not in FORMATS:
         raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     stats = ScanStats() if stats is None else stats
-    sink = _Sink(out)
-    table = _CsvWriter(sink) if fmt == "csv" else None
+    write = _writer(out)
+    table = _CsvTable(write) if fmt == "csv" else None
     bar = None
     if progress and sys.stderr.isatty():
         bar = tqdm(total=await redis.xlen(keys.pairs(deployment)), file=sys.stderr, unit="entry")
@@ -223,20 +207,23 @@ async def export(
         async for batch in iter_joined_pages(redis, deployment, since=since, until=until,
                                              page=page, stats=stats):
             if table is None:
-                sink.write(_jsonl(batch))
+                write(_jsonl(batch))
             else:
                 table.feed(batch)
             written += len(batch)
             if bar is not None:
                 bar.update(stats.entries - shown)
                 shown = stats.entries
-        unknown = 0 if table is None else table.finish()
+        if table is not None:
+            table.flush()
+        if bar is not None:  # entries before since - skew were never read, but are done with
+            bar.update(max(0, bar.total - bar.n))
     finally:
         if bar is not None:
             bar.close()
-    if unknown:
+    if table is not None and table.unknown_models:
         log.warning("export %s: %d model results had no CSV column (models first seen after "
-                    "the first %d records)", deployment, unknown, CSV_SAMPLE)
+                    "the first %d records)", deployment, table.unknown_models, CSV_SAMPLE)
     return written
 
 
@@ -252,7 +239,8 @@ async def _run(url: str, deployment: str, since: float | None, until: float | No
 
 def run_export(url: str, deployment: str, since: str | None, until: str | None, fmt: str,
                output: str | None) -> int:
-    """Export for the CLI: parse the times, write to ``output`` (or stdout), return the count.
+    """Export for the CLI: parse the times, write to ``output`` (None or "-": stdout), return
+    the count.
 
     A file is written under a temporary name and renamed when complete, so a failed export never
     leaves a truncated file behind. Raises ValueError for a bad time or format.
@@ -265,7 +253,8 @@ def run_export(url: str, deployment: str, since: str | None, until: str | None, 
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     chosen: Format = "csv" if fmt == "csv" else "jsonl"
-    if output is None:
+    if output in (None, "-"):
+        sys.stdout.flush()  # text already buffered there must come before our bytes
         count = asyncio.run(_run(url, deployment, start, end, chosen, sys.stdout.buffer))
         sys.stdout.buffer.flush()
         return count

@@ -90,6 +90,32 @@ async def server_time_ms(redis: Redis) -> float:
     return seconds * 1000.0 + micros / 1000.0
 
 
+def parse_frames(payloads: Sequence[bytes]) -> tuple[list[Frame], int]:
+    """Frames back from spooled payloads, and how many were unreadable."""
+    frames = []
+    for payload in payloads:
+        try:
+            data = orjson.loads(payload)
+            frames.append(Frame(data["deployment"], data["request_id"], payload))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            pass
+    return frames, len(payloads) - len(frames)
+
+
+async def already_written(
+    redis: Redis, frames: Sequence[Frame], windows: Sequence[Window]
+) -> set[str]:
+    """Request ids of ``frames`` that their deployment's stream holds within any of ``windows``."""
+    by_deployment: dict[str, set[str]] = {}
+    for frame in frames:
+        by_deployment.setdefault(frame.deployment, set()).add(frame.request_id)
+    present: set[str] = set()
+    for deployment, ids in by_deployment.items():
+        for window in windows:
+            present |= await find_written(redis, deployment, ids, window)
+    return present
+
+
 async def find_written(
     redis: Redis, deployment: str, request_ids: set[str], window: Window, page: int = 1000
 ) -> set[str]:

@@ -42,7 +42,7 @@ class PredictionLog:
     embedded: EmbeddedRedis | None = None
     _lock_fd: int | None = field(default=None, repr=False)
 
-    async def close(self, timeout: float) -> None:  # noqa: ASYNC109 (split between steps)
+    async def close(self, timeout: float) -> None:
         if self.writer is not None:
             await self.writer.close(timeout)
         if self.redis is not None:

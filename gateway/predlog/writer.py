@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ExecAbortError
 
@@ -132,8 +131,9 @@ class LogWriter:
                     log.exception("predlog: writer step failed")
         finally:
             try:
-                # Let a replay step in flight finish: cancelling it mid-send only costs a check.
-                async with asyncio.timeout(self._write_timeout * 12):
+                # Let a replay step in flight finish; cancelling one mid-send is safe (its attempt
+                # is on disk), it only costs the next process a check of that window.
+                async with asyncio.timeout(self._write_timeout):
                     await replay
             except (TimeoutError, asyncio.CancelledError):
                 replay.cancel()
@@ -148,7 +148,7 @@ class LogWriter:
         self._stop.set()
         self._wake.set()
 
-    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (split: Redis, then disk)
+    async def close(self, timeout: float = 5.0) -> None:
         """Stop the loop; drain the queue to Redis or, when down or past ``timeout``, the spool."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -261,11 +261,14 @@ class LogWriter:
         chunk = await asyncio.to_thread(self._spool.read_chunk, self._batch_size)
         if chunk is None:
             return False, 0
-        frames = self._parse(chunk.frames)
+        frames, unreadable = redisconn.parse_frames(chunk.frames)
+        if unreadable:
+            self._metrics.log_dropped.labels("spool_corrupt").inc(unreadable)
+            log.error("predlog: %d unreadable records in the spool, dropped", unreadable)
         try:
             if chunk.windows and frames:
                 async with asyncio.timeout(self._write_timeout * 10):
-                    present = await self._already_written(frames, chunk.windows)
+                    present = await redisconn.already_written(self._redis, frames, chunk.windows)
                 if present:
                     log.info("predlog: %d spooled records were already in Redis", len(present))
                 frames = [f for f in frames if f.request_id not in present]
@@ -303,27 +306,6 @@ class LogWriter:
                 await self._stop.wait()
         except TimeoutError:
             pass
-
-    async def _already_written(self, frames: list[Frame], windows: list[Window]) -> set[str]:
-        by_deployment: dict[str, set[str]] = {}
-        for frame in frames:
-            by_deployment.setdefault(frame.deployment, set()).add(frame.request_id)
-        present: set[str] = set()
-        for deployment, ids in by_deployment.items():
-            for window in windows:
-                present |= await redisconn.find_written(self._redis, deployment, ids, window)
-        return present
-
-    def _parse(self, payloads: list[bytes]) -> list[Frame]:
-        frames = []
-        for payload in payloads:
-            try:
-                data = orjson.loads(payload)
-                frames.append(Frame(data["deployment"], data["request_id"], payload))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                self._metrics.log_dropped.labels("spool_corrupt").inc()
-                log.error("predlog: unreadable record in the spool, dropped")
-        return frames
 
     # -- small helpers --
 

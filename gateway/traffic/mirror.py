@@ -9,6 +9,7 @@ record. A shadow that raises or times out shows up in the record and in metrics 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -151,10 +152,8 @@ class ShadowWorker:
     async def drain(self, timeout: float) -> None:
         """Stop taking jobs, let queued ones finish for up to ``timeout``, drop the rest."""
         self._stopping = True
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.queue.join(), timeout)
-        except TimeoutError:
-            pass
         while not self.queue.empty():
             self.drop(self.queue.get_nowait(), "shutdown")
             self.queue.task_done()

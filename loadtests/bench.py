@@ -1,0 +1,259 @@
+"""Benchmark the gateway against the floor, side by side in one run.
+
+    python loadtests/bench.py [--duration 5] [--concurrency 1,16,64]
+                              [--setups floor,v2,predict,full-v2,full-predict]
+
+Every server needed is started once (free port, readiness polled with a deadline) and
+stopped by PID at the end. For each concurrency the setups run back to back, ``--rounds``
+times in alternating order, so that background noise hits them alike; the table compares
+each setup with the floor at the same concurrency. Results also go to
+``loadtests/results/bench-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import get_args
+
+import loadgen
+import pygen
+import report
+import servers
+import setups
+import workloads
+import wrkgen
+from loadgen import GeneratorChoice, GeneratorName, LoadResult, LoadSpec
+from report import Cell, Pick
+from servers import Server, ServerFailed
+from setups import Setup
+
+RESULTS_DIR = setups.LOADTESTS / "results"
+RUNNERS: dict[GeneratorName, Callable[[LoadSpec], LoadResult]] = {
+    "wrk": wrkgen.run,
+    "python": pygen.run,
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a setup stopped being measured, with the end of its server's output."""
+
+    message: str
+    tail: str = ""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
+    parser.add_argument("--concurrency", type=_ints, default=[1, 16, 64],
+                        help="comma-separated connection counts")
+    parser.add_argument("--setups", type=_names, default=list(setups.DEFAULT_SETUPS),
+                        help=f"comma-separated, of: {', '.join(s.name for s in setups.SETUPS)}")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per cell, alternating order")
+    parser.add_argument("--pick", choices=get_args(Pick), default="best",
+                        help="how rounds are combined in the table")
+    parser.add_argument("--generator", choices=get_args(GeneratorChoice), default="auto")
+    parser.add_argument("--ready-timeout", type=float, default=60.0,
+                        help="seconds a server may take to become ready")
+    parser.add_argument("--rows", type=int, default=workloads.DEFAULT_ROWS,
+                        help="distinct sample rows cycled through")
+    return parser.parse_args(argv)
+
+
+def _ints(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers, e.g. 1,16,64")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def start_servers(stack: contextlib.ExitStack, chosen: Sequence[Setup], log_dir: Path,
+                  ready_timeout: float) -> tuple[dict[str, Server], dict[str, Failure]]:
+    """Start every server the setups need (all at once), then wait for each to be ready."""
+    started: dict[str, Server] = {}
+    for name in dict.fromkeys(setup.server for setup in chosen):
+        server = servers.start(setups.server_spec(name), setups.REPO_ROOT, log_dir)
+        stack.callback(servers.stop, server)
+        started[name] = server
+    ready: dict[str, Server] = {}
+    failures: dict[str, Failure] = {}
+    for name, server in started.items():
+        try:
+            seconds = servers.wait_ready(server, ready_timeout)
+        except ServerFailed as exc:
+            failures.update({s.name: Failure(str(exc), exc.tail) for s in chosen
+                             if s.server == name})
+            servers.stop(server)
+            continue
+        ready[name] = server
+        _progress(f"{name} ready on port {server.port} (pid {server.pid}) in {seconds:.1f}s")
+    return ready, failures
+
+
+def smoke(server: Server, workload: workloads.Workload) -> Failure | None:
+    """One request before measuring: a setup whose route does not answer 2xx is skipped."""
+    headers, body = next(workload.requests())
+    url = f"http://{servers.HOST}:{server.port}{workload.path}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode(errors="replace")
+        return Failure(f"POST {workload.path} answered {exc.code}: {detail}", server.tail())
+    except OSError as exc:
+        return Failure(f"POST {workload.path} failed: {exc}", server.tail())
+    return None
+
+
+def measure(setup: Setup, server: Server, workload: workloads.Workload, concurrency: int,
+            round_: int, args: argparse.Namespace, generator: GeneratorName) -> Cell:
+    """One cell, with the CPU of the generator, of the server and of everything else."""
+    spec = LoadSpec(servers.HOST, server.port, workload, concurrency, args.duration, args.warmup)
+    server_before, machine_before = servers.cpu_seconds(server.pid), servers.machine_busy_seconds()
+    started = time.monotonic()
+    result = RUNNERS[generator](spec)
+    wall = time.monotonic() - started
+    server_cpu = servers.cpu_seconds(server.pid) - server_before
+    machine_cpu = servers.machine_busy_seconds() - machine_before
+    background = max(0.0, machine_cpu - server_cpu - result.generator_cpu_s)
+    return Cell(
+        setup=setup.name, concurrency=concurrency, round=round_, generator=generator,
+        requests=result.requests, rps=result.rps, p50_ms=result.p50_ms, p99_ms=result.p99_ms,
+        non_2xx=result.non_2xx, socket_errors=result.socket_errors,
+        generator_cpu_pct=100 * result.generator_cpu_s / wall,
+        server_cpu_pct=100 * server_cpu / wall, background_cpu_pct=100 * background / wall,
+    )
+
+
+def run_matrix(chosen: Sequence[Setup], running: dict[str, Server],
+               failures: dict[str, Failure], args: argparse.Namespace,
+               generator: GeneratorName) -> list[Cell]:
+    """Concurrency by concurrency; within each, the setups back to back, alternating order."""
+    rows = workloads.load_rows(rows=args.rows)
+    loads = {s.name: workloads.build(s.path, s.body, rows, s.vary_users) for s in chosen}
+    for setup in chosen:
+        if setup.name not in failures and (failure := smoke(running[setup.server],
+                                                            loads[setup.name])):
+            failures[setup.name] = failure
+    cells: list[Cell] = []
+    for concurrency in args.concurrency:
+        for round_ in range(args.rounds):
+            order = chosen if round_ % 2 == 0 else list(reversed(chosen))
+            for setup in order:
+                if setup.name in failures:
+                    continue
+                cell = _cell(setup, running, loads[setup.name], concurrency, round_, args,
+                             generator, failures)
+                if cell is not None:
+                    cells.append(cell)
+    return cells
+
+
+def _cell(setup: Setup, running: dict[str, Server], workload: workloads.Workload,
+          concurrency: int, round_: int, args: argparse.Namespace, generator: GeneratorName,
+          failures: dict[str, Failure]) -> Cell | None:
+    server = running[setup.server]
+    try:
+        cell = measure(setup, server, workload, concurrency, round_, args, generator)
+    except (wrkgen.WrkError, subprocess.TimeoutExpired, OSError) as exc:
+        failures[setup.name] = Failure(f"load generator failed: {exc}", server.tail())
+        return None
+    if not server.alive():
+        code = server.process.returncode
+        failures[setup.name] = Failure(f"{setup.server} died (exit {code})", server.tail())
+        return None
+    _progress(f"c={concurrency:<3} round {round_}  {setup.name:<13} {cell.rps:8.0f} req/s  "
+              f"p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:6.2f} ms  errors {cell.errors}  "
+              f"cpu% gen {cell.generator_cpu_pct:.0f} srv {cell.server_cpu_pct:.0f} "
+              f"bg {cell.background_cpu_pct:.0f}")
+    return cell
+
+
+def machine_info(generator: GeneratorName) -> dict[str, object]:
+    info: dict[str, object] = {
+        "cpus": os.cpu_count(), "platform": platform.platform(),
+        "python": platform.python_version(), "loadavg_start": os.getloadavg(),
+        "generator": generator,
+    }
+    if generator == "wrk":
+        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        info["generator_version"] = (done.stdout or done.stderr).splitlines()[0].strip()
+    return info
+
+
+def write_json(path: Path, info: dict[str, object], args: argparse.Namespace,
+               cells: list[Cell], rows: list[report.Row], failures: dict[str, Failure]) -> None:
+    payload = {
+        "machine": info, "args": vars(args), "targets": report.TARGETS,
+        "summary": [asdict(row) for row in rows], "cells": [asdict(cell) for cell in cells],
+        "failed": {name: asdict(failure) for name, failure in failures.items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_failures(failures: dict[str, Failure]) -> None:
+    shown: set[str] = set()
+    for name, failure in failures.items():
+        if failure.tail and failure.tail not in shown:
+            shown.add(failure.tail)
+            print(f"\n--- {name}: {failure.message}\n--- server output (tail):\n{failure.tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = [setups.find(name) for name in args.setups]
+    generator = loadgen.choose(args.generator)
+    signal.signal(signal.SIGTERM, _interrupt)
+    info = machine_info(generator)
+    load1, load5, load15 = os.getloadavg()
+    print(f"load average at start: {load1:.2f} {load5:.2f} {load15:.2f} "
+          f"({os.cpu_count()} cpus); load generator: {generator}"
+          f"{' (' + str(info['generator_version']) + ')' if 'generator_version' in info else ''}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp, contextlib.ExitStack() as stack:
+        running, failures = start_servers(stack, chosen, Path(tmp), args.ready_timeout)
+        cells = run_matrix(chosen, running, failures, args, generator)
+    info["loadavg_end"] = os.getloadavg()
+    rows = report.summarise(cells, args.pick, setups.BASELINE)
+    print(f"\n{args.pick} of {args.rounds} round(s), {args.duration:g}s each after "
+          f"{args.warmup:g}s warm-up; ratios against {setups.BASELINE} at the same concurrency")
+    print(report.table(rows, {n: f.message for n, f in failures.items()}, args.setups))
+    _print_failures(failures)
+    out = RESULTS_DIR / f"bench-{stamp}.json"
+    write_json(out, info, args, cells, rows, failures)
+    print(f"\nresults: {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

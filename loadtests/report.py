@@ -1,0 +1,149 @@
+"""Summarise the measured cells: one row per (setup, concurrency), ratios to the floor, targets.
+
+With several rounds per cell, ``best`` keeps each metric's best value (highest requests/s,
+lowest p50 and p99: background noise only ever makes them worse); ``median`` keeps medians.
+Errors are summed over the rounds so that none is hidden.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Pick = Literal["best", "median"]
+
+# setup -> (min requests/s ratio, max p99 ratio or None), checked at these concurrencies
+TARGETS: dict[str, tuple[float, float | None]] = {
+    "v2": (0.9, None),
+    "predict": (0.9, None),
+    "full-v2": (0.8, 1.5),
+    "full-predict": (0.8, 1.5),
+}
+TARGET_CONCURRENCIES = (16, 64)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured run of one setup at one concurrency.
+
+    CPU percentages are of one core over the whole cell, warm-up included: the load
+    generator, the server under test (with its children) and everything else on the machine
+    (the other servers of this run, other users): a high ``background`` marks a noisy cell.
+    """
+
+    setup: str
+    concurrency: int
+    round: int
+    generator: str
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    generator_cpu_pct: float
+    server_cpu_pct: float
+    background_cpu_pct: float
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+
+@dataclass(frozen=True)
+class Row:
+    """The summary of one (setup, concurrency) over its rounds."""
+
+    setup: str
+    concurrency: int
+    rounds: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    generator_cpu_pct: float
+    server_cpu_pct: float
+    background_cpu_pct: float
+    rps_ratio: float | None = None
+    p99_ratio: float | None = None
+    target: str = ""
+
+
+def summarise(cells: Sequence[Cell], pick: Pick, baseline: str) -> list[Row]:
+    groups: dict[tuple[str, int], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.setup, cell.concurrency), []).append(cell)
+    rows = {key: _row(group, pick) for key, group in groups.items()}
+    return [_compare(row, rows.get((baseline, row.concurrency))) for row in rows.values()]
+
+
+def _row(cells: list[Cell], pick: Pick) -> Row:
+    high: Callable[[Iterable[float]], float] = max if pick == "best" else statistics.median
+    low: Callable[[Iterable[float]], float] = min if pick == "best" else statistics.median
+    return Row(
+        setup=cells[0].setup,
+        concurrency=cells[0].concurrency,
+        rounds=len(cells),
+        rps=high(c.rps for c in cells),
+        p50_ms=low(c.p50_ms for c in cells),
+        p99_ms=low(c.p99_ms for c in cells),
+        errors=sum(c.errors for c in cells),
+        generator_cpu_pct=statistics.median(c.generator_cpu_pct for c in cells),
+        server_cpu_pct=statistics.median(c.server_cpu_pct for c in cells),
+        background_cpu_pct=statistics.median(c.background_cpu_pct for c in cells),
+    )
+
+
+def _compare(row: Row, floor: Row | None) -> Row:
+    if floor is None or floor.rps <= 0 or not floor.p99_ms > 0:
+        return row
+    rps_ratio, p99_ratio = row.rps / floor.rps, row.p99_ms / floor.p99_ms
+    return replace(row, rps_ratio=rps_ratio, p99_ratio=p99_ratio,
+                   target=_verdict(row, rps_ratio, p99_ratio))
+
+
+def _verdict(row: Row, rps_ratio: float, p99_ratio: float) -> str:
+    target = TARGETS.get(row.setup)
+    if target is None or row.concurrency not in TARGET_CONCURRENCIES:
+        return ""
+    min_rps, max_p99 = target
+    ok = row.errors == 0 and rps_ratio >= min_rps and (max_p99 is None or p99_ratio <= max_p99)
+    return "ok" if ok else "MISS"
+
+
+COLUMNS = (
+    ("setup", 14), ("conc", 5), ("req/s", 9), ("p50 ms", 8), ("p99 ms", 8), ("errors", 7),
+    ("rps/floor", 10), ("p99/floor", 10), ("gen cpu%", 9), ("srv cpu%", 9),
+    ("bg cpu%", 8), ("target", 7),
+)
+
+
+def table(rows: Sequence[Row], failed: dict[str, str], order: Sequence[str]) -> str:
+    """Rows grouped by concurrency, setups in ``order``; failed setups get one line."""
+    lines = ["  ".join(name.rjust(width) for name, width in COLUMNS)]
+    for concurrency in sorted({row.concurrency for row in rows}):
+        by_setup = {row.setup: row for row in rows if row.concurrency == concurrency}
+        lines += [_line(by_setup[name]) for name in order if name in by_setup]
+    lines += [f"{name.rjust(COLUMNS[0][1])}  FAILED: {why}" for name, why in failed.items()]
+    return "\n".join(lines)
+
+
+def _line(row: Row) -> str:
+    values = (
+        row.setup, str(row.concurrency), f"{row.rps:.0f}", _num(row.p50_ms), _num(row.p99_ms),
+        str(row.errors), _ratio(row.rps_ratio), _ratio(row.p99_ratio),
+        f"{row.generator_cpu_pct:.0f}", f"{row.server_cpu_pct:.0f}",
+        f"{row.background_cpu_pct:.0f}", row.target,
+    )
+    return "  ".join(v.rjust(width) for v, (_, width) in zip(values, COLUMNS, strict=True))
+
+
+def _num(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"

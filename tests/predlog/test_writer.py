@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.metrics import Metrics
+from gateway.predlog import keys, redisconn
+from gateway.predlog.record import SCHEMA_VERSION, PairedRecord, decode
+from gateway.predlog.spool import Spool
+from gateway.predlog.writer import LogWriter, Retention
+from tests.redis_fixture import RedisServer
+
+DEADLINE = 10.0
+
+
+def record(i: int, deployment: str = "iris") -> PairedRecord:
+    return {
+        "v": SCHEMA_VERSION, "request_id": f"req-{i}", "ts": time.time(),
+        "deployment": deployment, "revision": "r1", "key_hash": None, "bucket": i % 10000,
+        "variant": "champion", "rows": 1,
+        "predictions": [{"role": "champion", "model": "m", "version": "1", "served": True,
+                         "status": "ok", "latency_ms": 0.1, "error": None,
+                         "output": {"label": ["a"], "scores": [[0.9, 0.1]]}}],
+        "inputs": None,
+    }
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def request_ids(redis: Redis, deployment: str = "iris") -> list[str]:
+    entries = await redis.xrange(keys.pairs(deployment))
+    return [decode(fields[b"r"])["request_id"] for _, fields in entries]
+
+
+async def run_until_empty(writer: LogWriter) -> None:
+    while await writer.run_once():
+        pass
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def spool(tmp_path: Path, metrics: Metrics) -> AsyncIterator[Spool]:
+    spool = Spool(tmp_path / "spool", max_bytes=64 << 20, metrics=metrics)
+    yield spool
+    spool.close()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = redisconn.client(redis_server.url, timeout=1.0)
+    yield client
+    await client.aclose()
+
+
+async def test_writes_one_entry_per_record_on_every_binary(
+    redis_binaries: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    for label, binary in redis_binaries:
+        server = RedisServer(binary, tmp_path / label)
+        metrics = Metrics()
+        spool = Spool(tmp_path / f"spool-{label}", max_bytes=1 << 20, metrics=metrics)
+        try:
+            server.start()
+            client = redisconn.client(server.url)
+            writer = LogWriter(client, spool, metrics, batch_size=64)
+            for i in range(300):
+                writer.submit(record(i, "iris" if i % 3 else "wine"))
+            await run_until_empty(writer)
+            iris, wine = await request_ids(client, "iris"), await request_ids(client, "wine")
+            await client.aclose()
+        finally:
+            server.close()
+            spool.close()
+        assert sorted(iris + wine) == sorted(f"req-{i}" for i in range(300)), label
+        assert len(wine) == 100, label
+        assert sample(metrics, "shadowgate_predlog_records_written_total") == 300
+        assert sample(metrics, "shadowgate_predlog_redis_up") == 1
+        assert spool.bytes_held() == 0
+
+
+async def test_retention_by_length(redis: Redis, spool: Spool, metrics: Metrics) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(1000):
+            pipe.xadd(keys.pairs("iris"), {b"r": b"old-%d" % i})
+        await pipe.execute()
+    writer = LogWriter(redis, spool, metrics, retention={"iris": Retention(max_len=100)})
+    writer.submit(record(0))
+    await run_until_empty(writer)
+    length = await redis.xlen(keys.pairs("iris"))
+    assert 100 <= length < 300  # "~" trims whole stream nodes
+
+
+async def test_retention_by_age(redis: Redis, spool: Spool, metrics: Metrics) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(1, 501):  # ids from 1970: far older than any retention
+            pipe.xadd(keys.pairs("iris"), {b"r": b"old"}, id=f"{i}-0")
+        await pipe.execute()
+    retention = {"iris": Retention(max_len=None, max_age_s=3600)}
+    writer = LogWriter(redis, spool, metrics, retention=retention)
+    for i in range(10):
+        writer.submit(record(i))
+    await run_until_empty(writer)
+    assert await request_ids(redis) == [f"req-{i}" for i in range(10)]
+
+
+async def test_outage_spools_then_replay_leaves_exactly_one_entry_per_request(
+    redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
+) -> None:
+    writer = LogWriter(redis, spool, metrics, batch_size=100)
+    for i in range(100):
+        writer.submit(record(i))
+    await run_until_empty(writer)
+
+    redis_server.stop(kill=True)
+    for i in range(100, 400):
+        writer.submit(record(i))
+    await run_until_empty(writer)
+    assert sample(metrics, "shadowgate_predlog_redis_up") == 0
+    assert sample(metrics, "shadowgate_predlog_records_spooled_total") == 300
+    assert not await writer.probe()
+
+    redis_server.start()
+    assert await writer.probe()
+    assert sample(metrics, "shadowgate_predlog_redis_up") == 1
+    for i in range(400, 450):  # new records keep flowing while the spool drains
+        writer.submit(record(i))
+        if i % 10 == 0:
+            await writer.replay_once()
+            await writer.run_once()
+    while await writer.replay_once():
+        pass
+    await run_until_empty(writer)
+
+    ids = await request_ids(redis)
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(450))
+    assert spool.bytes_held() == 0
+    assert sample(metrics, "shadowgate_predlog_records_replayed_total") == 300
+    assert sample(metrics, "shadowgate_predlog_records_dropped_total", reason="queue_full") == 0
+
+
+async def test_a_batch_whose_reply_was_lost_is_not_written_twice(
+    redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
+) -> None:
+    writer = LogWriter(redis, spool, metrics, write_timeout=0.2)
+    writer.submit(record(0))
+    await run_until_empty(writer)  # opens the pooled connection while Redis answers
+
+    redis_server.pause()  # the batch reaches Redis's socket, the reply never comes back
+    for i in range(1, 51):
+        writer.submit(record(i))
+    await run_until_empty(writer)
+    assert not writer.redis_up
+    redis_server.resume()
+
+    with redis_server.client() as check:  # the lost-reply batch did land
+        deadline = time.monotonic() + DEADLINE
+        while check.xlen(keys.pairs("iris")) < 51:
+            assert time.monotonic() < deadline
+    assert await writer.probe()
+    while await writer.replay_once():
+        pass
+    assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(51))
+    assert sample(metrics, "shadowgate_predlog_records_replayed_total") == 0
+    assert spool.bytes_held() == 0
+
+
+async def test_close_with_redis_down_spools_everything(
+    redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
+) -> None:
+    redis_server.stop(kill=True)
+    writer = LogWriter(redis, spool, metrics, batch_size=50)
+    for i in range(200):
+        writer.submit(record(i))
+    await writer.close(timeout=1.0)
+    assert sample(metrics, "shadowgate_predlog_records_spooled_total") == 200
+    assert sample(metrics, "shadowgate_predlog_queue_depth") == 0
+    writer.submit(record(200))
+    assert sample(metrics, "shadowgate_predlog_records_dropped_total", reason="closed") == 1
+    chunk = spool.read_chunk(1000)
+    assert chunk is not None and len(chunk.frames) == 200
+
+
+async def test_full_queue_drops_and_counts(redis: Redis, spool: Spool, metrics: Metrics) -> None:
+    writer = LogWriter(redis, spool, metrics, queue_size=10)
+    for i in range(25):
+        writer.submit(record(i))
+    assert sample(metrics, "shadowgate_predlog_records_dropped_total", reason="queue_full") == 15
+    await run_until_empty(writer)
+    assert len(await request_ids(redis)) == 10
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Poll ``condition``, yielding to the writer's tasks, until it holds or the deadline passes."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached before the deadline"
+        await asyncio.sleep(0.005)
+
+
+async def test_run_loop_recovers_by_itself_and_close_drains(
+    redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
+) -> None:
+    writer = LogWriter(redis, spool, metrics, probe_interval=0.02, flush_interval=0.01)
+    writer.start()
+    redis_server.stop(kill=True)
+    for i in range(200):
+        writer.submit(record(i))
+    await eventually(lambda: sample(metrics, "shadowgate_predlog_records_spooled_total") == 200)
+    redis_server.start()
+    await eventually(lambda: spool.bytes_held() == 0)
+    for i in range(200, 300):
+        writer.submit(record(i))
+    await writer.close(timeout=2.0)
+    assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(300))
+    assert sample(metrics, "shadowgate_predlog_redis_up") == 1
