@@ -1,0 +1,103 @@
+"""Shadows never touch the caller: slow, failing and overloaded shadows show up in records
+and metrics only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from tests.helpers import MODELS, config, harness, v2_body
+
+FAKES = [
+    {"name": "sleepy", "version": "1", "python": "tests.backends:fake", "options": {"delay": 1}},
+    {"name": "broken", "version": "1", "python": "tests.backends:fake",
+     "options": {"fail": True}},
+]
+
+
+def with_shadows(shadows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    models = [{"name": n, "version": "1"} for n in ("bc-logreg", "bc-gbt", "bc-rf")] + FAKES
+    return config([{"name": "breast-cancer", "champion": "bc-logreg", "shadows": shadows}],
+                  models=models, **extra)
+
+
+def champion_probs(rows: list[list[float]]) -> np.ndarray:
+    session = ort.InferenceSession(str(MODELS / "bc-logreg/1/model.onnx"))
+    return session.run(["probabilities"], {"input": np.array(rows, dtype=np.float32)})[0]
+
+
+def test_three_shadows_pair_with_every_request(holdout: list[dict]) -> None:
+    shadows = [{"model": m, "sample_percent": 100} for m in ("bc-gbt", "bc-rf")]
+    shadows.append({"model": "broken", "sample_percent": 100})
+    rows = [r["features"] for r in holdout[:40]]
+    with harness(with_shadows(shadows)) as h:
+        for i, row in enumerate(rows):
+            r = h.client.post("/v2/models/breast-cancer/infer", json=v2_body([row]),
+                              headers={"x-request-id": f"req-{i}"})
+            assert r.status_code == 200
+        h.wait_records(len(rows))
+        records = {rec["request_id"]: rec for rec in h.sink.records}
+        assert set(records) == {f"req-{i}" for i in range(len(rows))}
+        for rec in records.values():
+            preds = rec["predictions"]
+            assert [(p["model"], p["role"], p["served"]) for p in preds] == [
+                ("bc-logreg", "champion", True), ("bc-gbt", "shadow", False),
+                ("bc-rf", "shadow", False), ("broken", "shadow", False)]
+            assert [p["status"] for p in preds] == ["ok", "ok", "ok", "error"]
+            assert "always fails" in preds[3]["error"]
+            assert preds[1]["output"]["label"][0] in ("malignant", "benign")
+            assert rec["inputs"]["input"]["shape"] == [1, 30]
+        assert h.metric("shadowgate_shadow_results_total", model_name="broken",
+                        model_version="1", status="error") == len(rows)
+        assert h.metric("shadowgate_shadow_results_total", model_name="bc-gbt",
+                        model_version="1", status="ok") == len(rows)
+
+
+def test_sleeping_shadow_never_delays_or_breaks_the_champion(holdout: list[dict]) -> None:
+    shadows = [{"model": "sleepy", "sample_percent": 100, "timeout_ms": 50},
+               {"model": "broken", "sample_percent": 100}]
+    rows = [r["features"] for r in holdout[:60]]
+    expected = champion_probs(rows)
+    data = with_shadows(shadows, mirror={"queue_size": 8, "max_batch": 4, "max_wait_ms": 1})
+    with harness(data) as h:
+        for i, row in enumerate(rows):
+            r = h.client.post("/v2/models/breast-cancer/infer", json=v2_body([row]))
+            assert r.status_code == 200
+            assert r.headers["x-shadowgate-model"] == "bc-logreg"
+            got = np.array(r.json()["outputs"][1]["data"], dtype=np.float32)
+            np.testing.assert_allclose(got, expected[i], atol=1e-6)
+        # Every request still yields exactly one record (shadow timed out or was dropped).
+        h.wait_records(len(rows), timeout=30)
+        sleepy = [rec["predictions"][1] for rec in h.sink.records]
+        assert {p["status"] for p in sleepy} <= {"timeout", "dropped"}
+        assert any(p["status"] == "timeout" for p in sleepy)
+        timeouts = h.metric("shadowgate_shadow_results_total", model_name="sleepy",
+                            model_version="1", status="timeout")
+        dropped = h.metric("shadowgate_shadow_dropped_total", model_name="sleepy",
+                           model_version="1", reason="queue_full")
+        assert timeouts + dropped == len(rows)
+        assert dropped == sum(p["status"] == "dropped" for p in sleepy) > 0
+        assert h.metric("shadowgate_shadow_results_total", model_name="broken",
+                        model_version="1", status="error") == len(rows)
+
+
+def test_shadow_with_other_signature_is_an_error_entry(holdout: list[dict]) -> None:
+    models = [{"name": "bc-logreg", "version": "1"}, {
+        "name": "wide", "version": "1", "python": "tests.backends:fake"}]
+    data = config([{"name": "breast-cancer", "champion": "bc-logreg",
+                    "shadows": [{"model": "wide"}]}], models=models)
+    with harness(data) as h:
+        assert h.client.post("/predict", json={"instances": [holdout[0]["features"]]}
+                             ).status_code == 200
+        h.wait_records(1)
+        assert h.sink.records[0]["predictions"][1]["status"] == "ok"
+
+
+def test_sampling_zero_runs_no_shadow(holdout: list[dict]) -> None:
+    with harness(with_shadows([{"model": "bc-gbt", "sample_percent": 0}])) as h:
+        for _ in range(20):
+            h.client.post("/predict", json={"instances": [holdout[0]["features"]]})
+        h.wait_records(20)
+        assert all(len(rec["predictions"]) == 1 for rec in h.sink.records)
