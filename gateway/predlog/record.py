@@ -24,7 +24,8 @@ Fields (JSON):
     ``status``      "ok" | "error" | "timeout" | "dropped"
     ``latency_ms``  model latency in milliseconds (float, null when dropped)
     ``error``       error message or null
-    ``output``      for classifiers: {"label": [class names], "scores": [[p, ...]]};
+    ``output``      for classifiers: {"label": [class names], "scores": [[p, ...]],
+                    "classes": [class names in score order]};
                     otherwise {"tensors": {name: {"datatype", "shape", "data"}}};
                     null unless status is "ok"
 ``inputs``          {name: {"datatype", "shape", "data"}} or null when inputs are not logged

@@ -31,7 +31,8 @@ def output_json(backend: Backend, outputs: dict[str, Array]) -> dict[str, Any]:
                                 for i in labels.ravel().tolist()]
         else:
             label = [v.decode() if isinstance(v, bytes) else v for v in labels.ravel().tolist()]
-        return {"label": label, "scores": outputs[info.scores_output]}
+        return {"label": label, "scores": outputs[info.scores_output],
+                "classes": info.class_labels}
     return {"tensors": tensors_json(outputs)}
 
 
