@@ -86,7 +86,7 @@ class Service:
         if isinstance(target, Deployment):
             return await self._deployment(target, request, call)
         outputs, _ = await self._predict(target, request)
-        return Answer(target, outputs)
+        return Answer(target, self._select(target, request, outputs))
 
     async def _predict(self, backend: Backend, request: InferenceRequest
                        ) -> tuple[dict[str, Array], float]:
@@ -110,13 +110,19 @@ class Service:
             exc.counted = True
             raise
         mm.compute.observe(elapsed)
-        if request.outputs is not None:
-            unknown = [n for n in request.outputs if n not in outputs]
-            if unknown:
-                raise BadRequest(f"outputs: unknown output(s) {unknown}; model "
-                                 f"{backend.name!r} has {sorted(outputs)}")
-            outputs = {n: outputs[n] for n in request.outputs}
         return outputs, elapsed
+
+    @staticmethod
+    def _select(backend: Backend, request: InferenceRequest,
+                outputs: dict[str, Array]) -> dict[str, Array]:
+        """The outputs the caller asked for (all by default)."""
+        if request.outputs is None:
+            return outputs
+        unknown = [n for n in request.outputs if n not in outputs]
+        if unknown:
+            raise BadRequest(f"outputs: unknown output(s) {unknown}; model "
+                             f"{backend.name!r} has {sorted(outputs)}")
+        return {n: outputs[n] for n in request.outputs}
 
     async def _deployment(self, dep: Deployment, request: InferenceRequest, call: Call) -> Answer:
         snap = self.snapshot
@@ -132,7 +138,7 @@ class Service:
         outputs, elapsed = await self._predict(backend, request)
         self._variant_counters[dep.spec.name, rt.variant].inc()
         self._pair(dep, rt, backend, request, call, ts, outputs, elapsed)
-        return Answer(backend, outputs, rt.variant, dep)
+        return Answer(backend, self._select(backend, request, outputs), rt.variant, dep)
 
     def _pair(self, dep: Deployment, rt: Route, backend: Backend, request: InferenceRequest,
               call: Call, ts: float, outputs: dict[str, Array], elapsed: float) -> None:

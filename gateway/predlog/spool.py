@@ -77,14 +77,15 @@ class Spool:
         self._active: int | None = None
         self._fd: int | None = None
         self._cursor = self._load_cursor()
+        self._held = 0  # kept apart from _sizes so that other threads can read it unlocked
+        self._update_gauge()
         if self._sizes:
             log.info("spool %s: %d bytes left by an earlier run will be replayed",
-                     self._dir, self.bytes_held())
-        self._update_gauge()
+                     self._dir, self._held)
 
     def bytes_held(self) -> int:
         """Bytes in segment files (replayed parts of the oldest segment included)."""
-        return sum(self._sizes.values())
+        return self._held
 
     def append(self, frames: list[bytes], uncertain: Window | None = None) -> None:
         """Write one batch and fsync it; ``uncertain`` is the window where it may already be."""
@@ -180,7 +181,7 @@ class Spool:
         self._fd, self._active = None, None
 
     def _make_room(self, incoming: int) -> None:
-        while self._sizes and self.bytes_held() + incoming > self._max_bytes:
+        while self._sizes and sum(self._sizes.values()) + incoming > self._max_bytes:
             seq = next(iter(self._sizes))
             if seq == self._active:
                 self._seal()
@@ -267,4 +268,5 @@ class Spool:
             os.close(fd)
 
     def _update_gauge(self) -> None:
-        self._metrics.log_spool_bytes.set(self.bytes_held())
+        self._held = sum(self._sizes.values())
+        self._metrics.log_spool_bytes.set(self._held)

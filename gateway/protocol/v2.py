@@ -11,6 +11,7 @@ import orjson
 from gateway.errors import BadRequest, InvalidInput
 from gateway.protocol.tensors import DTYPES, Array, InferenceRequest, InferenceResponse, datatype_of
 
+MAX_RANK = 32  # numpy's limit is 64; no model takes more than a handful
 _NUMERIC_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "biuf"}
 _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 _INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
@@ -64,10 +65,17 @@ def to_array(data: Any, datatype: str, shape: list[int], where: str) -> Array:
                 raise InvalidInput(f"{where}.data: value out of range for {datatype} "
                                    f"[{info.min}, {info.max}]: got {lo if lo < info.min else hi}")
         if raw.dtype != dtype:
-            raw = raw.astype(dtype)
+            try:
+                with np.errstate(over="raise"):
+                    raw = raw.astype(dtype)
+            except FloatingPointError:
+                raise InvalidInput(f"{where}.data: value out of range for {datatype}") from None
     expected = math.prod(shape)
     if raw.size != expected:
         raise InvalidInput(f"{where}: shape {shape} needs {expected} elements, got {raw.size}")
+    if raw.ndim > 1 and raw.ndim != len(shape):
+        raise InvalidInput(f"{where}.data: nested data has shape {list(raw.shape)}, expected "
+                           f"{shape} (or send it flat)")
     return raw.reshape(shape)
 
 
@@ -109,10 +117,10 @@ def decode_request(payload: Any) -> InferenceRequest:
             raise BadRequest(f"{where}.datatype: expected one of {sorted(DTYPES)}, got "
                              f"{datatype!r}")
         shape = tensor.get("shape")
-        if (not isinstance(shape, list)
+        if (not isinstance(shape, list) or len(shape) > MAX_RANK
                 or not all(type(d) is int and d >= 0 for d in shape)):
-            raise BadRequest(f"{where}.shape: expected an array of non-negative integers, "
-                             f"got {shape!r}")
+            raise BadRequest(f"{where}.shape: expected an array of at most {MAX_RANK} "
+                             f"non-negative integers, got {shape!r}")
         if "data" not in tensor:
             raise BadRequest(f"{where}.data: missing")
         inputs[name] = to_array(tensor["data"], datatype, shape, where)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+
+import orjson
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
+log = logging.getLogger("gateway.web")
 
 
 def _acceptable(value: bytes) -> bool:
@@ -35,10 +39,25 @@ class RequestIdMiddleware:
             request_id = uuid.uuid4().hex.encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (HEADER, request_id)]
+                started = True
+                message["headers"] = [*message.get("headers", ()), (HEADER, request_id)]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Starlette's last-resort handler sits outside this middleware; answer here so
+            # that a 500 is JSON and still carries the request id.
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = orjson.dumps({"error": f"internal error: {type(exc).__name__}"})
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()), (HEADER, request_id)]})
+            await send({"type": "http.response.body", "body": body})

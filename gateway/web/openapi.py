@@ -75,6 +75,8 @@ def document() -> dict[str, Any]:
                             "schema": {"type": "string"}}],
             "post": _op("Simple prediction", _json("PredictResponse"), "PredictRequest",
                         (400, 404, 413, 415))},
+        "/feedback": {"post": _op("Ground-truth labels by request id", _json("FeedbackResponse"),
+                                  "FeedbackRequest", (400, 413, 415, 503))},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
             "description": "text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -114,6 +116,18 @@ def document() -> dict[str, Any]:
                  "description": "feature values in model-card order"},
                 {"type": "object", "additionalProperties": {"type": "number"},
                  "description": "feature name -> value"}]}}}},
+        "FeedbackRequest": {"oneOf": [
+            {"$ref": "#/components/schemas/FeedbackItem"},
+            {"type": "object", "required": ["items"], "properties": {
+                "deployment": {"type": "string"},
+                "items": {"type": "array", "maxItems": 10000,
+                          "items": {"$ref": "#/components/schemas/FeedbackItem"}}}}]},
+        "FeedbackItem": {"type": "object", "required": ["request_id", "label"], "properties": {
+            "request_id": {"type": "string", "maxLength": 128},
+            "label": {"type": ["string", "number", "boolean"]},
+            "deployment": {"type": "string"},
+            "ts": {"type": "number", "description": "when the outcome happened (Unix s)"}}},
+        "FeedbackResponse": {"type": "object", "properties": {"stored": {"type": "integer"}}},
         "PredictResponse": {"type": "object", "properties": {
             "id": {"type": "string"}, "deployment": {"type": ["string", "null"]},
             "model": {"type": "string"}, "version": {"type": "string"},
