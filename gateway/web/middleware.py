@@ -6,7 +6,6 @@ import logging
 import uuid
 
 import orjson
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
