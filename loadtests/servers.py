@@ -55,6 +55,7 @@ class Server:
     port: int
     log_path: Path
     state_dir: Path | None
+    children: list[tuple[int, int]] = field(default_factory=list)  # (pid, start time)
 
     @property
     def pid(self) -> int:
@@ -103,6 +104,7 @@ def wait_ready(server: Server, deadline_s: float) -> float:
             code = server.process.returncode
             raise ServerFailed(f"{server.spec.name} exited with code {code}", server.tail())
         if _healthy(url):
+            server.children = _descendants(server.pid)  # to stop them even if it dies first
             return time.monotonic() - started
         if time.monotonic() - started > deadline_s:
             raise ServerFailed(f"{server.spec.name} not ready after {deadline_s:.0f}s at {url}",
@@ -120,8 +122,9 @@ def _healthy(url: str) -> bool:
 
 def stop(server: Server) -> None:
     """SIGTERM the server, SIGKILL it after a grace period, then any child it left behind."""
-    children = _descendants(server.pid)
+    children = server.children
     if server.alive():
+        children = children + _descendants(server.pid)
         server.process.send_signal(signal.SIGTERM)
         try:
             server.process.wait(STOP_TIMEOUT_S)

@@ -151,8 +151,6 @@ def unencodable(name: str, version: str, options: dict[str, Any]) -> Unencodable
     return Unencodable(name, version, options)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the Exception handler runs in Starlette's "
-                   "ServerErrorMiddleware, outside RequestIdMiddleware: 500s lack x-request-id")
 def test_500_responses_carry_the_request_id(row: list[float]) -> None:
     models = [{"name": "bc-logreg"}, {"name": "odd", "python": f"{__name__}:unencodable"}]
     with harness(config([], models=models)) as fresh:

@@ -156,11 +156,10 @@ def test_non_numeric_feature_value(h: Harness, rows: list[list[float]]) -> None:
     assert "FP32" in msg and "strings" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: simple.rows_array checks only len(row); a row of "
-                   "30 one-element lists is reshaped to [1, 30] and served")
 def test_nested_lists_are_not_feature_values(h: Harness) -> None:
+    """Regression: a row of 30 one-element lists was reshaped to [1, 30] and served."""
     msg = error_of(h.client.post("/predict", json={"instances": [[[1.0]] * 30]}))
-    assert "instances" in msg
+    assert "instances" in msg and "nested" in msg
 
 
 def test_errors_and_content_type(h: Harness, rows: list[list[float]]) -> None:

@@ -137,14 +137,17 @@ def test_outputs_selection_on_a_model(h: Harness, row: list[float], wanted: str)
     assert [o["name"] for o in r.json()["outputs"]] == [wanted]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: service._pair logs the filtered outputs; "
-                   "output_json needs label and scores -> KeyError -> 500")
 @pytest.mark.parametrize("wanted", ["label", "probabilities"])
 def test_outputs_selection_on_a_deployment(h: Harness, row: list[float], wanted: str) -> None:
+    """Regression: the paired record needs every output, the caller gets only the chosen."""
+    before = len(h.sink.records)
     body = v2_body([row], outputs=[{"name": wanted}])
-    r = h.client.post("/v2/models/breast-cancer/infer", json=body)
+    r = h.client.post("/v2/models/breast-cancer/infer", json=body, headers={"x-user-id": "u"})
     assert r.status_code == 200, r.text
     assert [o["name"] for o in r.json()["outputs"]] == [wanted]
+    h.wait_records(before + 1)
+    served = [p for p in h.sink.records[-1]["predictions"] if p["served"]][0]
+    assert set(served["output"]) >= {"label", "scores"}
 
 
 def test_unknown_output_is_400(h: Harness, row: list[float]) -> None:
