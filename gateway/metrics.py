@@ -43,6 +43,29 @@ class ModelMetrics:
     duration: Histogram
 
 
+class InFlight:
+    """Requests being served: a plain int read at scrape time (no lock per request), or the
+    gauge itself under multiprocess mode, where callbacks are not supported."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.count = 0
+        self._gauge: Gauge | None = None
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self._gauge = gauge
+        else:
+            gauge.set_function(lambda: self.count)
+
+    def enter(self) -> None:
+        self.count += 1
+        if self._gauge is not None:
+            self._gauge.inc()
+
+    def exit(self) -> None:
+        self.count -= 1
+        if self._gauge is not None:
+            self._gauge.dec()
+
+
 class Metrics:
     """All metric families; create one per app (tests pass a fresh registry)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.metrics import Metrics
+from gateway.metrics import InFlight, Metrics
 from gateway.service import Service
 from gateway.settings import Settings
 
@@ -18,6 +18,10 @@ class Runtime:
     redis: Any = None  # redis.asyncio.Redis when the prediction log is on
     ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    in_flight: InFlight = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.in_flight = InFlight(self.metrics.in_flight)
 
     @property
     def max_body_bytes(self) -> int:

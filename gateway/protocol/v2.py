@@ -73,7 +73,7 @@ def to_array(data: Any, datatype: str, shape: list[int], where: str) -> Array:
     expected = math.prod(shape)
     if raw.size != expected:
         raise InvalidInput(f"{where}: shape {shape} needs {expected} elements, got {raw.size}")
-    if raw.ndim > 1 and raw.ndim != len(shape):
+    if raw.ndim > 1 and list(raw.shape) != shape:
         raise InvalidInput(f"{where}.data: nested data has shape {list(raw.shape)}, expected "
                            f"{shape} (or send it flat)")
     return raw.reshape(shape)

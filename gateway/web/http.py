@@ -13,6 +13,20 @@ from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unsupporte
 JSON = "application/json"
 
 
+class RawJSONResponse(Response):
+    """A JSON body with pre-encoded headers: skips Response's per-request header building."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status_code: int,
+                 headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        self.raw_headers = [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]
+
+
 def json_response(content: Any, status_code: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code,

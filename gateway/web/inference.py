@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -17,14 +18,22 @@ from gateway.protocol.tensors import InferenceRequest, InferenceResponse
 from gateway.runtime import Runtime
 from gateway.service import Answer, Call
 from gateway.snapshot import Deployment
-from gateway.web.http import JSON, check_json_content_type, error_response, read_body
+from gateway.web.http import (
+    RawJSONResponse,
+    check_json_content_type,
+    error_response,
+    read_body,
+)
 
 
-def answer_headers(answer: Answer) -> dict[str, str]:
-    headers = {"x-shadowgate-model": answer.backend.name,
-               "x-shadowgate-version": answer.backend.version}
-    if answer.variant is not None:
-        headers["x-shadowgate-variant"] = answer.variant
+@functools.lru_cache(maxsize=1024)
+def answer_headers(model: str, version: str, variant: str | None
+                   ) -> list[tuple[bytes, bytes]]:
+    """Encoded once per (model, version, variant), not per request."""
+    headers = [(b"x-shadowgate-model", model.encode()),
+               (b"x-shadowgate-version", version.encode())]
+    if variant is not None:
+        headers.append((b"x-shadowgate-variant", variant.encode()))
     return headers
 
 
@@ -60,7 +69,7 @@ async def _serve(request: Request, name: str, version: str | None, decode: Any,
     metrics = runtime.metrics
     start = time.perf_counter()
     target = None
-    metrics.in_flight.inc()
+    runtime.in_flight.enter()
     try:
         target = runtime.service.target(name, version)
         check_json_content_type(request)
@@ -74,14 +83,15 @@ async def _serve(request: Request, name: str, version: str | None, decode: Any,
             metrics.request_failure.labels(backend.name, backend.version, exc.code).inc()
         return error_response(exc, target_headers(target))
     finally:
-        metrics.in_flight.dec()
+        runtime.in_flight.exit()
     content = encode(answer, inference, call)
-    mm = runtime.service.snapshot.model_metrics.get(f"{answer.backend.name}:"
-                                                    f"{answer.backend.version}")
+    backend = answer.backend
+    mm = runtime.service.snapshot.model_metrics.get(f"{backend.name}:{backend.version}")
     if mm is not None:
         mm.success.inc()
         mm.duration.observe(time.perf_counter() - start)
-    return Response(content, 200, answer_headers(answer), JSON)
+    return RawJSONResponse(content, 200,
+                           answer_headers(backend.name, backend.version, answer.variant))
 
 
 def _decode_v2(payload: Any, target: Deployment | Backend

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,7 +17,7 @@ def _acceptable(value: bytes) -> bool:
 
 
 class RequestIdMiddleware:
-    """Uses the caller's ``x-request-id`` when it is sane, else a new uuid4 hex.
+    """Uses the caller's ``x-request-id`` when it is sane, else 32 random hex digits.
 
     The id is put in ``scope["state"]["request_id"]`` for the routes.
     """
@@ -35,7 +35,7 @@ class RequestIdMiddleware:
                 request_id = value
                 break
         if not _acceptable(request_id):
-            request_id = uuid.uuid4().hex.encode()
+            request_id = os.urandom(16).hex().encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         started = False
