@@ -32,10 +32,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="check the file only, do not load the models")
     export = sub.add_parser("export", help="stream paired records (with feedback) to a file")
     export.add_argument("--deployment", required=True)
-    export.add_argument("--since", help="ISO time or relative (24h, 7d)")
-    export.add_argument("--until", help="ISO time or relative (24h, 7d)")
+    export.add_argument("--since", help="ISO time (UTC; a date means its midnight) or "
+                        "relative to now (30m, 24h, 7d)")
+    export.add_argument("--until", help="same forms as --since; exclusive")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--output", "-o", help="file to write (default: stdout)")
+    export.add_argument("--output", "-o", help="file to write (default or '-': stdout)")
     export.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
     export.add_argument("--state-dir", type=Path)
     return parser
@@ -98,7 +99,7 @@ def cmd_serve(settings: Settings) -> int:
 
             uvicorn.run(create_app(Settings.from_env()), **kwargs)  # type: ignore[arg-type]
     finally:
-        if embedded is not None:
+        if embedded is not None and embedded.owned:
             embedded.stop()
     return 0
 
@@ -115,14 +116,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         embedded = EmbeddedRedis(settings.state_dir / "redis")
         embedded.start()
         url = embedded.url
+    from redis.exceptions import RedisError
+
     try:
         count = run_export(url, args.deployment, args.since, args.until, args.format,
                            args.output)
     except ValueError as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 2
+    except (RedisError, OSError) as exc:
+        print(f"shadowgate export: {exc}", file=sys.stderr)
+        return 1
     finally:
-        if embedded is not None:
+        if embedded is not None and embedded.owned:  # never stop a running gateway's Redis
             embedded.stop()
     print(f"exported {count} record(s)", file=sys.stderr)
     return 0

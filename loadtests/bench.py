@@ -92,7 +92,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def start_servers(stack: contextlib.ExitStack, chosen: Sequence[Setup], log_dir: Path,
-                  ready_timeout: float) -> tuple[dict[str, Server], dict[str, Failure]]:
+                  ready_timeout: float, failures: dict[str, Failure]) -> dict[str, Server]:
     """Start every server the setups need (all at once), then wait for each to be ready."""
     started: dict[str, Server] = {}
     for name in dict.fromkeys(setup.server for setup in chosen):
@@ -100,7 +100,6 @@ def start_servers(stack: contextlib.ExitStack, chosen: Sequence[Setup], log_dir:
         stack.callback(servers.stop, server)
         started[name] = server
     ready: dict[str, Server] = {}
-    failures: dict[str, Failure] = {}
     for name, server in started.items():
         try:
             seconds = servers.wait_ready(server, ready_timeout)
@@ -111,7 +110,7 @@ def start_servers(stack: contextlib.ExitStack, chosen: Sequence[Setup], log_dir:
             continue
         ready[name] = server
         _progress(f"{name} ready on port {server.port} (pid {server.pid}) in {seconds:.1f}s")
-    return ready, failures
+    return ready
 
 
 def smoke(server: Server, workload: workloads.Workload) -> Failure | None:
@@ -150,17 +149,19 @@ def measure(setup: Setup, server: Server, workload: workloads.Workload, concurre
     )
 
 
-def run_matrix(chosen: Sequence[Setup], running: dict[str, Server],
+def run_matrix(chosen: Sequence[Setup], running: dict[str, Server], cells: list[Cell],
                failures: dict[str, Failure], args: argparse.Namespace,
-               generator: GeneratorName) -> list[Cell]:
-    """Concurrency by concurrency; within each, the setups back to back, alternating order."""
+               generator: GeneratorName) -> None:
+    """Concurrency by concurrency; within each, the setups back to back, alternating order.
+
+    Appends to ``cells`` as it goes, so that an interrupted run still reports what it has.
+    """
     rows = workloads.load_rows(rows=args.rows)
     loads = {s.name: workloads.build(s.path, s.body, rows, s.vary_users) for s in chosen}
     for setup in chosen:
         if setup.name not in failures and (failure := smoke(running[setup.server],
                                                             loads[setup.name])):
             failures[setup.name] = failure
-    cells: list[Cell] = []
     for concurrency in args.concurrency:
         for round_ in range(args.rounds):
             order = chosen if round_ % 2 == 0 else list(reversed(chosen))
@@ -171,7 +172,6 @@ def run_matrix(chosen: Sequence[Setup], running: dict[str, Server],
                              generator, failures)
                 if cell is not None:
                     cells.append(cell)
-    return cells
 
 
 def _cell(setup: Setup, running: dict[str, Server], workload: workloads.Workload,
@@ -202,7 +202,8 @@ def machine_info(generator: GeneratorName) -> dict[str, object]:
     }
     if generator == "wrk":
         done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-        info["generator_version"] = (done.stdout or done.stderr).splitlines()[0].strip()
+        banner = (done.stdout or done.stderr).splitlines()[0]
+        info["generator_version"] = banner.split(" Copyright")[0].strip()
     return info
 
 
@@ -235,24 +236,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     generator = loadgen.choose(args.generator)
     signal.signal(signal.SIGTERM, _interrupt)
     info = machine_info(generator)
-    load1, load5, load15 = os.getloadavg()
-    print(f"load average at start: {load1:.2f} {load5:.2f} {load15:.2f} "
-          f"({os.cpu_count()} cpus); load generator: {generator}"
-          f"{' (' + str(info['generator_version']) + ')' if 'generator_version' in info else ''}")
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"load average at start: {load} ({os.cpu_count()} cpus); "
+          f"load generator: {info.get('generator_version', generator)}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp, contextlib.ExitStack() as stack:
-        running, failures = start_servers(stack, chosen, Path(tmp), args.ready_timeout)
-        cells = run_matrix(chosen, running, failures, args, generator)
+    cells: list[Cell] = []
+    failures: dict[str, Failure] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp, \
+                contextlib.ExitStack() as stack:
+            running = start_servers(stack, chosen, Path(tmp), args.ready_timeout, failures)
+            run_matrix(chosen, running, cells, failures, args, generator)
+    except KeyboardInterrupt:
+        info["interrupted"] = True
+        print("\ninterrupted: servers stopped; partial results follow", file=sys.stderr)
     info["loadavg_end"] = os.getloadavg()
+    finish(RESULTS_DIR / f"bench-{stamp}.json", info, args, cells, failures)
+    if info.get("interrupted"):
+        return 130
+    return 1 if failures else 0
+
+
+def finish(out: Path, info: dict[str, object], args: argparse.Namespace, cells: list[Cell],
+           failures: dict[str, Failure]) -> None:
+    """Print the table and the failures, and write the JSON results."""
     rows = report.summarise(cells, args.pick, setups.BASELINE)
     print(f"\n{args.pick} of {args.rounds} round(s), {args.duration:g}s each after "
           f"{args.warmup:g}s warm-up; ratios against {setups.BASELINE} at the same concurrency")
     print(report.table(rows, {n: f.message for n, f in failures.items()}, args.setups))
     _print_failures(failures)
-    out = RESULTS_DIR / f"bench-{stamp}.json"
     write_json(out, info, args, cells, rows, failures)
     print(f"\nresults: {out}")
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":

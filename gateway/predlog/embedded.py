@@ -70,6 +70,11 @@ class EmbeddedRedis:
                              "choose a shorter one, or configure a Redis URL")
 
     @property
+    def owned(self) -> bool:
+        """True when this object started the server (not adopted from another gateway)."""
+        return self._proc is not None
+
+    @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 

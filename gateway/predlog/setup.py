@@ -1,17 +1,15 @@
 """Opening the prediction log for the app: Redis (external or embedded) + spool + writer.
 
-With several worker processes each one claims its own spool directory (``spool/w<N>``,
-held by an flock), so segments are never appended to by two processes, and a restarted
-worker picks up (and replays) whatever the previous holder of that slot left behind.
+With several worker processes each one claims its own spool directory (``spool/w<N>``; the
+Spool holds an flock on it), so segments are never appended to by two processes, and a
+restarted worker picks up (and replays) whatever the previous holder of that slot left.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,32 +38,26 @@ class PredictionLog:
     redis: Any = None
     writer: LogWriter | None = None
     embedded: EmbeddedRedis | None = None
-    _lock_fd: int | None = field(default=None, repr=False)
+    spool: Spool | None = None
 
     async def close(self, timeout: float) -> None:
         if self.writer is not None:
             await self.writer.close(timeout)
         if self.redis is not None:
             await self.redis.aclose()
-        if self.embedded is not None:
+        if self.spool is not None:
+            self.spool.close()
+        if self.embedded is not None and self.embedded.owned:
             await asyncio.to_thread(self.embedded.stop)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
 
 
-def claim_spool_dir(base: Path, slots: int = 256) -> tuple[Path, int]:
-    """The first ``base/w<N>`` no other live process holds; returns it and the lock's fd."""
-    base.mkdir(parents=True, exist_ok=True)
+def claim_spool(base: Path, max_bytes: int, metrics: Metrics, slots: int = 256) -> Spool:
+    """A Spool on the first ``base/w<N>`` that no other live process holds."""
     for n in range(slots):
-        path = base / f"w{n}"
-        path.mkdir(exist_ok=True)
-        fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            return Spool(base / f"w{n}", max_bytes, metrics=metrics)
+        except RuntimeError:  # held by another worker process
             continue
-        return path, fd
     raise RuntimeError(f"{base}: all {slots} spool slots are held by other processes")
 
 
@@ -91,9 +83,8 @@ async def open_prediction_log(settings: Settings, loaded: LoadedConfig, metrics:
         url = embedded.url
         log.info("prediction log: embedded Redis at %s", url)
     redis = redisconn.client(url)
-    spool_dir, lock_fd = claim_spool_dir(settings.state_dir / "spool")
-    spool = Spool(spool_dir, settings.spool_max_bytes, metrics=metrics)
+    spool = claim_spool(settings.state_dir / "spool", settings.spool_max_bytes, metrics)
     writer = LogWriter(redis, spool, metrics, flush_interval=settings.flush_interval_s,
                        retention=retention_of(loaded))
     writer.start()
-    return PredictionLog(writer, redis, writer, embedded, lock_fd)
+    return PredictionLog(writer, redis, writer, embedded, spool)
