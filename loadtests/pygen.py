@@ -18,8 +18,10 @@ from loadgen import LoadResult, LoadSpec, percentile
 
 try:
     import uvloop
+
+    LOOP_FACTORY: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
 except ImportError:  # plain asyncio is slower but works
-    uvloop = None
+    LOOP_FACTORY = None
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -148,8 +150,7 @@ async def _measure(spec: LoadSpec) -> Tally:
 def run(spec: LoadSpec) -> LoadResult:
     """Warm-up then measured window on the same connections; CPU is this process's over both."""
     cpu_before = time.process_time()
-    factory = uvloop.new_event_loop if uvloop is not None else None
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         tally = runner.run(_measure(spec))
     cpu_s = time.process_time() - cpu_before
     latencies = sorted(tally.latencies_ns)

@@ -115,7 +115,7 @@ def wait_ready(server: Server, deadline_s: float) -> float:
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:
-            return 200 <= response.status < 300
+            return bool(200 <= response.status < 300)
     except (urllib.error.URLError, OSError):
         return False
 

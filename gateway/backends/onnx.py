@@ -56,11 +56,25 @@ def _check_card(card: ModelCard, onnx_path: Path, signature: Signature) -> list[
                       f"({card.sha256}); the file changed or the card is stale")
     for kind, declared, actual in (("inputs", card.inputs, signature.inputs),
                                    ("outputs", card.outputs, signature.outputs)):
-        if declared is not None and {s.name: (s.datatype, len(s.shape)) for s in declared} != {
-                s.name: (s.datatype, len(s.shape)) for s in actual}:
+        if declared is not None and not _same_specs(declared, actual):
             errors.append(f"{card.path}: {kind} {[s.as_json() for s in declared]} do not "
                           f"match the ONNX file's {[s.as_json() for s in actual]}")
     return errors
+
+
+def _same_specs(declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, ...]) -> bool:
+    """Same names, datatypes and ranks; dimensions equal where neither side is dynamic."""
+    have = {s.name: s for s in actual}
+    if {s.name for s in declared} != have.keys():
+        return False
+    for spec in declared:
+        other = have[spec.name]
+        if spec.datatype != other.datatype or len(spec.shape) != len(other.shape):
+            return False
+        if any(a != b and a != -1 and b != -1
+               for a, b in zip(spec.shape, other.shape, strict=True)):
+            return False
+    return True
 
 
 class OnnxBackend:

@@ -12,7 +12,8 @@ from gateway.errors import BadRequest, InvalidInput
 from gateway.protocol.tensors import DTYPES, Array, InferenceRequest, InferenceResponse, datatype_of
 
 MAX_RANK = 32  # numpy's limit is 64; no model takes more than a handful
-_NUMERIC_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "biuf"}
+# Which inferred numpy kinds each target kind takes: JSON booleans only for BOOL.
+_NUMERIC_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 _INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 
@@ -31,24 +32,43 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _big_integers(data: Any, raw: Array, dtype: np.dtype[Any], datatype: str,
+                  where: str) -> Array:
+    """numpy reads ints past 2**63 mixed with others as float64; keep them exact."""
+    values = np.array(data, dtype=object).ravel().tolist()
+    if not all(type(v) is int for v in values):
+        return raw  # real non-integers: reported by the caller
+    info = np.iinfo(dtype)
+    for v in values:
+        if not info.min <= v <= info.max:
+            raise InvalidInput(f"{where}.data: value out of range for {datatype} "
+                               f"[{info.min}, {info.max}]: got {v}")
+    return np.array(data, dtype=dtype)
+
+
 def to_array(data: Any, datatype: str, shape: list[int], where: str) -> Array:
     """Convert V2 ``data`` (flat or nested) to an array of ``shape``, strictly by datatype."""
     dtype = DTYPES[datatype]
     if not isinstance(data, list):
         raise InvalidInput(f"{where}.data: expected a JSON array, got {_type_name(data)}")
     if datatype == "BYTES":
-        flat = np.array(data, dtype=object).ravel()
-        for value in flat:
+        try:
+            raw: Array = np.array(data, dtype=object)
+        except ValueError:
+            raise InvalidInput(f"{where}.data: nested lists are ragged; expected shape {shape}")\
+                from None
+        for value in raw.ravel():
             if not isinstance(value, str):
                 raise InvalidInput(f"{where}.data: BYTES elements must be strings, got "
                                    f"{_type_name(value)}")
-        raw: Array = flat
     else:
         try:
             raw = np.array(data)
         except ValueError:
             raise InvalidInput(f"{where}.data: nested lists are ragged; expected shape {shape}")\
                 from None
+        if raw.dtype.kind == "f" and dtype.kind in "iu":
+            raw = _big_integers(data, raw, dtype, datatype, where)
         allowed = _NUMERIC_KINDS.get(dtype.kind, "")
         if raw.dtype.kind not in allowed:
             got = "ragged or mixed values" if raw.dtype.kind == "O" else f"{raw.dtype.kind!r}"

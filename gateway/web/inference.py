@@ -124,8 +124,9 @@ def _decode_simple(payload: Any, target: Deployment | Backend
     spec = backend.signature.inputs[0]
     array = simple.rows_array(payload.get("instances"), info.features, spec.datatype)
     request_id = payload.get("id")
-    return InferenceRequest({spec.name: array}, id=None if request_id is None
-                            else str(request_id)), payload
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest(f"id: expected a string, got {type(request_id).__name__}")
+    return InferenceRequest({spec.name: array}, id=request_id), payload
 
 
 def _encode_simple(answer: Answer, inference: InferenceRequest, call: Call) -> bytes:

@@ -60,6 +60,7 @@ async def model_metadata(request: Request) -> Response:
     target = service.target(request.path_params["name"], request.path_params.get("version"))
     if isinstance(target, Deployment):
         meta = backend_metadata(target.champion, target.spec.name)
+        meta["versions"] = []  # a deployment is addressed by name only
         meta.setdefault("parameters", {}).update({
             "deployment": True,
             "champion": target.plan.champion,

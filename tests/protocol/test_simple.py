@@ -50,7 +50,7 @@ def test_row_length_and_kind() -> None:
 
 
 def test_values_are_checked_like_v2_data() -> None:
-    with pytest.raises(InvalidInput, match="FP32.*strings"):
+    with pytest.raises(InvalidInput, match=r"FP32.*strings"):
         rows_array([[1, "2", 3]], FEATURES, "FP32")
     with pytest.raises(InvalidInput, match="nested"):
         rows_array([[[1], [2], [3]]], FEATURES, "FP32")

@@ -1,4 +1,4 @@
-"""Every bad request is a 4xx with {"error": msg} naming the field, the expectation and the input."""
+"""Every bad request is a 4xx with {"error": msg} naming the field, what was expected, what came."""
 
 from __future__ import annotations
 
@@ -274,4 +274,20 @@ def test_errors_are_counted_per_reason(row: list[float]) -> None:
         assert failures("unsupported_media_type") == 1
         assert failures("payload_too_large") == 1
         assert fresh.metric("model_infer_request_success_total", model_name="bc-logreg",
+                            model_version="1") == 0
+
+
+def test_a_failing_model_is_a_500_json_with_the_request_id(row: list[float]) -> None:
+    models = [{"name": "bc-logreg"},
+              {"name": "flaky", "python": "tests.backends:fake", "options": {"fail": True}}]
+    with harness(config([], models=models)) as fresh:
+        r = fresh.client.post("/v2/models/flaky/infer", json=v2_body([row]),
+                              headers={"x-request-id": "boom-1"})
+        msg = error_of(r, 500)
+        assert "flaky:1 failed" in msg and "RuntimeError" in msg and "always fails" in msg
+        assert r.headers["x-request-id"] == "boom-1"
+        assert r.headers["x-shadowgate-model"] == "flaky"
+        assert fresh.metric("model_infer_request_failure_total", model_name="flaky",
+                            model_version="1", reason="model_error") == 1
+        assert fresh.metric("model_infer_request_success_total", model_name="flaky",
                             model_version="1") == 0

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gateway import __version__
-from tests.helpers import MODEL_NAMES, MODELS, Harness, config, harness, v2_body
+from tests.helpers import MODEL_NAMES, MODELS, Harness, config, harness, poll, v2_body
 
 CARD = orjson.loads((MODELS / "bc-logreg" / "1" / "card.json").read_bytes())
 INPUTS = [{"name": "input", "datatype": "FP32", "shape": [-1, 30]}]
@@ -97,7 +97,8 @@ def test_model_ready(h: Harness, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v2/models/nope", "/v2/models/nope/ready",
-                                  "/v2/models/bc-gbt/versions/9", "/v2/models/bc-gbt/versions/9/ready",
+                                  "/v2/models/bc-gbt/versions/9",
+                                  "/v2/models/bc-gbt/versions/9/ready",
                                   "/v2/models/breast-cancer/versions/1",
                                   "/v2/models/breast-cancer/versions/1/ready"])
 def test_metadata_of_unknown_targets_is_404(h: Harness, path: str) -> None:
@@ -140,13 +141,17 @@ def test_outputs_selection_on_a_model(h: Harness, row: list[float], wanted: str)
 @pytest.mark.parametrize("wanted", ["label", "probabilities"])
 def test_outputs_selection_on_a_deployment(h: Harness, row: list[float], wanted: str) -> None:
     """Regression: the paired record needs every output, the caller gets only the chosen."""
-    before = len(h.sink.records)
     body = v2_body([row], outputs=[{"name": wanted}])
-    r = h.client.post("/v2/models/breast-cancer/infer", json=body, headers={"x-user-id": "u"})
+    rid = f"select-{wanted}"
+    r = h.client.post("/v2/models/breast-cancer/infer", json=body, headers={"x-request-id": rid})
     assert r.status_code == 200, r.text
     assert [o["name"] for o in r.json()["outputs"]] == [wanted]
-    h.wait_records(before + 1)
-    served = [p for p in h.sink.records[-1]["predictions"] if p["served"]][0]
+
+    def record() -> Any:
+        return next((x for x in h.sink.records if x["request_id"] == rid), None)
+
+    poll(lambda: record() is not None, 10, f"the record of {rid}")
+    served = next(p for p in record()["predictions"] if p["served"])
     assert set(served["output"]) >= {"label", "scores"}
 
 

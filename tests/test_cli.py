@@ -1,0 +1,262 @@
+"""The command line: ``validate``, ``serve`` end to end over real HTTP, and Settings."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.cli import main
+from gateway.settings import Settings
+from tests.helpers import MODEL_NAMES, MODELS, ROOT, GatewayProcess, config, poll, v2_body
+
+EXAMPLE = ROOT / "config" / "example.yaml"
+CANARY = ROOT / "config" / "canary-demo.yaml"
+
+
+def write(tmp_path: Path, data: Any, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+# -- validate ----------------------------------------------------------------------------------
+
+def test_validate_example_in_a_subprocess() -> None:
+    done = run_cli("validate", str(EXAMPLE))
+    assert done.returncode == 0, done.stderr
+    assert f"{EXAMPLE}: valid" in done.stdout
+    assert "3 model(s)" in done.stdout and "deployments: breast-cancer" in done.stdout
+
+
+def test_validate_failure_in_a_subprocess(tmp_path: Path) -> None:
+    path = write(tmp_path, config([{"name": "d", "champion": "bc-logreg",
+                                    "canaries": [{"model": "bc-gbt", "weight": 150}]}]))
+    done = run_cli("validate", str(path))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert f"{path}: invalid" in done.stderr
+    assert "deployments[0].canaries[0].weight" in done.stderr
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, CANARY])
+def test_validate_bundled_configs(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith(f"{path}: valid (revision ")
+    assert out.err == ""
+
+
+def dep(**fields: Any) -> dict[str, Any]:
+    return {"name": "d", "champion": "bc-logreg", **fields}
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (config([dep(champion="bc-xgb")]), ("deployments[0].champion", "'bc-xgb'", "not declared")),
+    (config([dep(canaries=[{"model": "bc-gbt", "weight": 100.5}])]),
+     ("deployments[0].canaries[0].weight", "100")),
+    (config([dep(canaries=[{"model": "bc-gbt", "weight": 0.125}])]),
+     ("deployments[0].canaries[0].weight", "multiple of 0.01")),
+    (config([dep(shadows=[{"model": "bc-rf", "sampel_percent": 5}])]),
+     ("deployments[0].shadows[0].sampel_percent", "Extra inputs")),
+    (config([dep()], colour="red"), ("colour", "Extra inputs")),
+    (config([dep(name="bc-rf")]), ("deployments[0].name", "also a model name")),
+    ("models: [\n  {name: bc-logreg\n", ("invalid YAML", "line")),
+])
+def test_validate_reports_key_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    data: Any, words: tuple[str, ...]) -> None:
+    path = write(tmp_path, data)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: invalid\n")
+    for word in words:
+        assert word in err, (word, err)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    for name in MODEL_NAMES:
+        shutil.copytree(MODELS / name, tmp_path / "models" / name)
+    return tmp_path / "models"
+
+
+def test_validate_loads_the_models(tmp_path: Path, repo: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "bc-gbt" / "1" / "model.onnx").write_bytes(b"\x08\x07garbage")
+    (repo / "bc-rf" / "1" / "model.onnx").unlink()
+    path = write(tmp_path, config(model_repository=str(repo)))
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{repo / 'bc-gbt' / '1' / 'model.onnx'}: cannot load ONNX model" in err
+    assert f"{repo / 'bc-rf' / '1' / 'model.onnx'}: model file not found" in err
+    # --no-models checks the file only
+    assert main(["validate", "--no-models", str(path)]) == 0
+
+
+def test_validate_catches_a_stale_card(tmp_path: Path, repo: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    card = repo / "bc-logreg" / "1" / "card.json"
+    card.write_text(card.read_text().replace('"sha256": "5', '"sha256": "6'))
+    path = write(tmp_path, config(model_repository=str(repo)))
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "models[0] (bc-logreg:1)" in err and str(card) in err and "does not match" in err
+
+
+def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 1
+    assert "cannot read config" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["frobnicate"], ["serve", "--port", "eighty"], ["validate"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+    assert "usage: shadowgate" in capsys.readouterr().err
+
+
+def test_serve_with_a_bad_environment_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SHADOWGATE_WORKERS", "many")
+    assert main(["serve", "--config", str(EXAMPLE)]) == 2
+    err = capsys.readouterr().err
+    assert "SHADOWGATE_WORKERS" in err and "expected a number" in err and "'many'" in err
+
+
+def test_serve_with_an_invalid_config_exits_1(tmp_path: Path) -> None:
+    path = write(tmp_path, config([dep(champion="ghost")]))
+    done = run_cli("serve", "--config", str(path), "--port", "1")
+    assert done.returncode == 1
+    assert "deployments[0].champion" in done.stderr
+
+
+# -- serve, end to end -------------------------------------------------------------------------
+
+def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]]) -> None:
+    rows = [r["features"] for r in holdout]
+    session = ort.InferenceSession(str(MODELS / "bc-logreg" / "1" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    want_label, want_proba = session.run(None, {"input": np.asarray(rows, np.float32)})
+    state = tmp_path / "state"
+    env = {"SHADOWGATE_STATE_DIR": str(state), "SHADOWGATE_LOG": "memory"}
+    with GatewayProcess(Path("config/example.yaml"), env) as gw, \
+            httpx.Client(base_url=gw.url, timeout=30) as client:
+        r = client.post("/v2/models/breast-cancer/infer", json=v2_body(rows, id="all"))
+        assert r.status_code == 200, r.text
+        assert r.headers["x-shadowgate-model"] == "bc-logreg"
+        assert len(r.headers["x-request-id"]) == 32
+        body = r.json()
+        assert (body["model_name"], body["id"]) == ("breast-cancer", "all")
+        np.testing.assert_array_equal(body["outputs"][0]["data"], want_label)
+        np.testing.assert_allclose(np.reshape(body["outputs"][1]["data"], (-1, 2)), want_proba,
+                                   rtol=0, atol=1e-6)
+
+        r = client.post("/predict", json={"instances": rows[:3]},
+                        headers={"x-request-id": "e2e-1"})
+        assert r.status_code == 200, r.text
+        assert r.headers["x-request-id"] == "e2e-1"
+        assert [p["label"] for p in r.json()["predictions"]] == \
+            [("malignant", "benign")[i] for i in want_label[:3]]
+
+        r = client.post("/v2/models/breast-cancer/infer", content=b"{",
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
+
+        def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            text = client.get("/metrics").text
+            return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                    for f in text_string_to_metric_families(text) for s in f.samples}
+
+        logreg = (("model_name", "bc-logreg"), ("model_version", "1"))
+        m = metrics()
+        assert m[("model_infer_request_success_total", logreg)] == 2
+        assert m[("model_infer_request_failure_total", (*logreg, ("reason", "bad_request")))] == 1
+        assert m[("model_infer_request_duration_seconds_count", logreg)] == 2
+        assert m[("model_infer_compute_duration_seconds_count", logreg)] == 2
+        assert m[("rest_server_requests_in_progress", ())] == 0
+
+        # Both shadows of example.yaml answer every request, off the request path.
+        def shadows_done() -> bool:
+            m = metrics()
+            return all(m.get(("shadowgate_shadow_results_total",
+                              (("model_name", n), ("model_version", "1"), ("status", "ok")))
+                             ) == 2 for n in ("bc-gbt", "bc-rf"))
+
+        poll(shadows_done, 30, "both shadows to answer both requests")
+    out = gw.stop()
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught: exit by signal 15.
+    assert gw.proc is not None and gw.proc.returncode in (0, -15), out
+    assert "Application shutdown complete" in out
+    assert "Traceback" not in out and " ERROR " not in out
+    assert not (state / "redis").exists()  # SHADOWGATE_LOG=memory: no Redis was started
+
+
+# -- Settings ----------------------------------------------------------------------------------
+
+def test_settings_defaults() -> None:
+    s = Settings.from_env(env={})
+    assert s == Settings()
+    assert (s.host, s.port, s.workers, s.log, s.max_body_bytes) == ("127.0.0.1", 8000, 1,
+                                                                   "redis", None)
+
+
+def test_settings_read_every_kind_of_variable() -> None:
+    s = Settings.from_env(env={
+        "SHADOWGATE_CONFIG": "/etc/sg.yaml", "SHADOWGATE_HOST": "0.0.0.0",
+        "SHADOWGATE_PORT": "9001", "SHADOWGATE_WORKERS": "4",
+        "SHADOWGATE_REDIS_URL": "redis://r:6379/2", "SHADOWGATE_STATE_DIR": "/var/sg",
+        "SHADOWGATE_LOG": "off", "SHADOWGATE_MAX_BODY_BYTES": "65536",
+        "SHADOWGATE_LOG_LEVEL": "debug", "SHADOWGATE_FLUSH_INTERVAL_S": "0.25",
+        "SHADOWGATE_SPOOL_MAX_BYTES": "1048576", "SHADOWGATE_SHUTDOWN_TIMEOUT_S": "3",
+        "OTHER_PORT": "1",
+    })
+    assert s == Settings(config=Path("/etc/sg.yaml"), host="0.0.0.0", port=9001, workers=4,
+                         redis_url="redis://r:6379/2", state_dir=Path("/var/sg"), log="off",
+                         max_body_bytes=65536, log_level="debug", flush_interval_s=0.25,
+                         spool_max_bytes=1048576, shutdown_timeout_s=3.0)
+    assert isinstance(s.port, int) and isinstance(s.flush_interval_s, float)
+
+
+def test_flags_override_the_environment() -> None:
+    env = {"SHADOWGATE_PORT": "9001", "SHADOWGATE_HOST": "0.0.0.0"}
+    s = Settings.from_env(env=env, port=7000, host=None, state_dir=Path("/x"))
+    assert (s.port, s.host, s.state_dir) == (7000, "0.0.0.0", Path("/x"))
+
+
+def test_empty_variables_are_ignored() -> None:
+    assert Settings.from_env(env={"SHADOWGATE_PORT": "", "SHADOWGATE_LOG": ""}) == Settings()
+
+
+@pytest.mark.parametrize(("name", "raw"), [("PORT", "80a"), ("WORKERS", "1.5"),
+                                           ("MAX_BODY_BYTES", "4MB"),
+                                           ("FLUSH_INTERVAL_S", "fast")])
+def test_bad_numbers_are_explained(name: str, raw: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env(env={f"SHADOWGATE_{name}": raw})
+    assert str(info.value) == f"SHADOWGATE_{name}: expected a number, got {raw!r}"
+
+
+def test_bad_log_mode_is_explained() -> None:
+    with pytest.raises(ValueError, match="SHADOWGATE_LOG: expected redis, memory or off, "
+                                         "got 'file'"):
+        Settings.from_env(env={"SHADOWGATE_LOG": "file"})
+
+
+def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHADOWGATE_PORT", "8123")
+    assert Settings.from_env().port == 8123
