@@ -65,13 +65,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="comma-separated connection counts")
     parser.add_argument("--setups", type=_names, default=list(setups.DEFAULT_SETUPS),
                         help=f"comma-separated, of: {', '.join(s.name for s in setups.SETUPS)}")
-    parser.add_argument("--rounds", type=int, default=2, help="runs per cell, alternating order")
+    parser.add_argument("--rounds", type=_positive, default=2,
+                        help="runs per cell, alternating order")
     parser.add_argument("--pick", choices=get_args(Pick), default="best",
                         help="how rounds are combined in the table")
     parser.add_argument("--generator", choices=get_args(GeneratorChoice), default="auto")
     parser.add_argument("--ready-timeout", type=float, default=60.0,
                         help="seconds a server may take to become ready")
-    parser.add_argument("--rows", type=int, default=workloads.DEFAULT_ROWS,
+    parser.add_argument("--rows", type=_positive, default=workloads.DEFAULT_ROWS,
                         help="distinct sample rows cycled through")
     return parser.parse_args(argv)
 
@@ -81,6 +82,13 @@ def _ints(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError("expected positive integers, e.g. 1,16,64")
     return values
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def _names(text: str) -> list[str]:
@@ -159,8 +167,9 @@ def run_matrix(chosen: Sequence[Setup], running: dict[str, Server], cells: list[
     rows = workloads.load_rows(rows=args.rows)
     loads = {s.name: workloads.build(s.path, s.body, rows, s.vary_users) for s in chosen}
     for setup in chosen:
-        if setup.name not in failures and (failure := smoke(running[setup.server],
-                                                            loads[setup.name])):
+        failure = None if setup.name in failures else smoke(running[setup.server],
+                                                             loads[setup.name])
+        if failure is not None:
             failures[setup.name] = failure
     for concurrency in args.concurrency:
         for round_ in range(args.rounds):
@@ -178,14 +187,16 @@ def _cell(setup: Setup, running: dict[str, Server], workload: workloads.Workload
           concurrency: int, round_: int, args: argparse.Namespace, generator: GeneratorName,
           failures: dict[str, Failure]) -> Cell | None:
     server = running[setup.server]
+    if not server.alive():
+        failures[setup.name] = _died(server)
+        return None
     try:
         cell = measure(setup, server, workload, concurrency, round_, args, generator)
     except (wrkgen.WrkError, subprocess.TimeoutExpired, OSError) as exc:
         failures[setup.name] = Failure(f"load generator failed: {exc}", server.tail())
         return None
     if not server.alive():
-        code = server.process.returncode
-        failures[setup.name] = Failure(f"{setup.server} died (exit {code})", server.tail())
+        failures[setup.name] = _died(server)
         return None
     _progress(f"c={concurrency:<3} round {round_}  {setup.name:<13} {cell.rps:8.0f} req/s  "
               f"p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:6.2f} ms  errors {cell.errors}  "
@@ -194,12 +205,20 @@ def _cell(setup: Setup, running: dict[str, Server], workload: workloads.Workload
     return cell
 
 
+def _died(server: Server) -> Failure:
+    code = server.process.returncode
+    return Failure(f"{server.spec.name} died (exit {code})", server.tail())
+
+
 def machine_info(generator: GeneratorName) -> dict[str, object]:
     info: dict[str, object] = {
         "cpus": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version(), "loadavg_start": os.getloadavg(),
         "generator": generator,
     }
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=setups.REPO_ROOT,
+                         capture_output=True, text=True, check=False)
+    info["commit"] = git.stdout.strip() or None
     if generator == "wrk":
         done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
         banner = (done.stdout or done.stderr).splitlines()[0]

@@ -7,24 +7,11 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Send
 
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
-
-
-class RawJSONResponse(Response):
-    """A JSON body with pre-encoded headers: skips Response's per-request header building."""
-
-    media_type = JSON
-
-    def __init__(self, body: bytes, status_code: int,
-                 headers: list[tuple[bytes, bytes]]) -> None:
-        self.status_code = status_code
-        self.body = body
-        self.background = None
-        self.raw_headers = [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *headers]
 
 
 def json_response(content: Any, status_code: int = 200,
@@ -37,31 +24,54 @@ def error_response(exc: GatewayError, headers: dict[str, str] | None = None) -> 
     return Response(orjson.dumps({"error": exc.message}), exc.status_code, headers, JSON)
 
 
-def check_json_content_type(request: Request) -> None:
+def check_media_type(raw: bytes | None) -> None:
     """Accept application/json (and +json types); a missing header is taken as JSON."""
-    value = request.headers.get("content-type")
-    if value is None:
+    if raw is None or raw == b"application/json":
         return
+    value = raw.decode("latin-1")
     media = value.split(";", 1)[0].strip().lower()
     if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
         raise UnsupportedMediaType(f"content-type: expected {JSON}, got {value!r}")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def check_json_content_type(request: Request) -> None:
+    value = request.headers.get("content-type")
+    check_media_type(None if value is None else value.encode("latin-1"))
+
+
+async def read_body_raw(receive: Receive, declared: bytes | None, limit: int) -> bytes:
     """The whole body, refusing anything over ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
     if declared is not None:
         try:
             size = int(declared)
         except ValueError:
-            raise BadRequest(f"content-length: expected an integer, got {declared!r}") from None
+            raise BadRequest(f"content-length: expected an integer, got "
+                             f"{declared.decode('latin-1')!r}") from None
         if size > limit:
             raise PayloadTooLarge(f"body: {size} bytes is over the limit of {limit} bytes")
-        return await request.body()
     chunks, total = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise BadRequest("client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
         total += len(chunk)
         if total > limit:
             raise PayloadTooLarge(f"body: more than the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    return await read_body_raw(request.receive,
+                               None if declared is None else declared.encode("latin-1"), limit)
+
+
+async def send_json(send: Send, status: int, body: bytes,
+                    headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *headers]})
+    await send({"type": "http.response.body", "body": body})
