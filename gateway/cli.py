@@ -75,8 +75,12 @@ def cmd_serve(settings: Settings) -> int:
     if cmd_validate(settings.config, load_models=False) != 0:
         return 1
     embedded = None
+    # Worker processes rebuild their settings from the environment: put every flag there.
     env = {"SHADOWGATE_CONFIG": str(settings.config.resolve()),
-           "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve())}
+           "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve()),
+           "SHADOWGATE_LOG": settings.log, "SHADOWGATE_LOG_LEVEL": settings.log_level}
+    if settings.redis_url is not None:
+        env["SHADOWGATE_REDIS_URL"] = settings.redis_url
     if settings.workers > 1:
         if settings.redis_url is None and settings.log == "redis":
             # One embedded Redis for all workers, owned by this parent process.
@@ -97,7 +101,7 @@ def cmd_serve(settings: Settings) -> int:
         else:
             from gateway.app import create_app
 
-            uvicorn.run(create_app(Settings.from_env()), **kwargs)  # type: ignore[arg-type]
+            uvicorn.run(create_app(settings), **kwargs)  # type: ignore[arg-type]
     finally:
         if embedded is not None and embedded.owned:
             embedded.stop()
