@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +34,8 @@ from gateway.web.errors import HANDLERS
 from gateway.web.middleware import RequestIdMiddleware
 
 log = logging.getLogger(__name__)
+
+GC_GEN0_THRESHOLD = 50_000
 
 
 class GatewayApp(Starlette):
@@ -88,6 +91,12 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
         service = Service(snapshot, metrics, plog.sink, workers)
         runtime = Runtime(settings, metrics, service, redis=plog.redis)
         app.state.runtime = runtime
+        # Records and shadow jobs are acyclic and die young; what is alive now (models,
+        # config, modules) lives for good. Freezing it and collecting the young
+        # generation less often keeps cyclic-GC pauses out of the request path's p99.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
         runtime.ready = True
         log.info("serving revision %s: %d model(s), %d deployment(s), %d shadow worker(s)",
                  config.revision, len(models.by_ref), len(snapshot.deployments), len(workers))

@@ -3,8 +3,9 @@
 Tiny models (tens of microseconds) are called inline on the event loop: handing them to
 a thread costs more than the inference. At warm-up the backend measures itself and moves
 request-path calls to a worker thread when a call is slower than ``INLINE_LIMIT_S``.
-Shadow micro-batches always run on a dedicated thread, so a slow or hung shadow never
-blocks the loop.
+Shadow micro-batches of a fast model run inline too (one call per batch); a model whose
+batch call ever takes longer than ``SHADOW_INLINE_LIMIT_S`` moves them to a dedicated
+thread, so a slow or hung shadow does not keep blocking the loop.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from gateway.protocol.tensors import DTYPES, Array
 log = logging.getLogger(__name__)
 
 INLINE_LIMIT_S = 0.001
+# A shadow micro-batch runs inline while it stays this fast; one slower call moves the
+# model's shadow batches to a worker thread for good (threads cost GIL hand-offs that
+# stretch the champion's tail latency, so they are only worth it for slow models).
+SHADOW_INLINE_LIMIT_S = 0.002
 Offload = Literal["auto", "always", "never"]
 
 ORT_TYPES = {
@@ -118,6 +123,7 @@ class OnnxBackend:
         self._output_names = [s.name for s in self.signature.outputs]
         self._offload = offload
         self.inline = offload != "always"
+        self.shadow_inline = False  # decided at warm-up
         self.warmup_s: float | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._shadow_executor: ThreadPoolExecutor | None = None
@@ -141,6 +147,7 @@ class OnnxBackend:
         self.warmup_s = statistics.median(timings)
         if self._offload == "auto":
             self.inline = self.warmup_s < INLINE_LIMIT_S
+        self.shadow_inline = self.inline and self._offload != "always"
         log.info("model %s:%s warmed up: %.0f us per call, %s", self.name, self.version,
                  self.warmup_s * 1e6, "inline" if self.inline else "worker thread")
 
@@ -152,6 +159,15 @@ class OnnxBackend:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.run, inputs)
 
     async def infer_batch(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        if self.shadow_inline:
+            start = time.perf_counter()
+            outputs = self.run(inputs)
+            took = time.perf_counter() - start
+            if took > SHADOW_INLINE_LIMIT_S and self._offload == "auto":
+                self.shadow_inline = False
+                log.warning("model %s:%s took %.1f ms on a shadow batch: later batches run "
+                            "on a worker thread", self.name, self.version, took * 1000)
+            return outputs
         if self._shadow_executor is None:
             self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{self.name}")
         return await asyncio.get_running_loop().run_in_executor(
