@@ -109,9 +109,6 @@ class Metrics:
         self.shadow_latency = Histogram(
             "shadowgate_shadow_latency_seconds", "Latency of one shadow micro-batch call",
             MODEL_LABELS, buckets=LATENCY_BUCKETS, registry=r)
-        self.records_assembled = Counter(
-            "shadowgate_records_assembled", "Paired records handed to the prediction log",
-            ("deployment",), registry=r)
         # Prediction log
         self.log_written = Counter(
             "shadowgate_predlog_records_written", "Records written to Redis", registry=r)

@@ -17,7 +17,6 @@ class Runtime:
     service: Service
     redis: Any = None  # redis.asyncio.Redis when the prediction log is on
     ready: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
     in_flight: InFlight = field(init=False)
 
     def __post_init__(self) -> None:
