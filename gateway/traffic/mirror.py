@@ -26,6 +26,8 @@ from gateway.traffic.pairing import PendingRecord
 
 log = logging.getLogger(__name__)
 
+BATCHES_PER_TURN = 4
+
 
 @dataclass(slots=True)
 class Job:
@@ -71,23 +73,37 @@ class ShadowWorker:
         job.pending.resolve(job.slot, self.backend, "dropped", None, f"dropped: {reason}")
 
     async def run_once(self) -> int:
-        """Gather one micro-batch and run it; returns the number of jobs handled."""
+        """Wait for work, then run micro-batches until the queue is empty or this turn's
+        share (``BATCHES_PER_TURN`` batches) is used; returns the number of jobs handled.
+
+        An inline backend never suspends, so a turn is bounded explicitly: after it the
+        worker yields to the event loop, whose requests come first. Under saturation each
+        loop iteration thus serves every ready request and a few shadow batches; what the
+        shadows cannot keep up with fills the queue and is dropped (and counted).
+        """
         first = await self.queue.get()
         if self.max_wait_s > 0 and self.queue.qsize() < self.max_batch - 1:
             await asyncio.sleep(self.max_wait_s)
-        batch = [first]
-        while len(batch) < self.max_batch and not self.queue.empty():
-            batch.append(self.queue.get_nowait())
+        handled = 0
+        for _ in range(BATCHES_PER_TURN):
+            batch = [first] if handled == 0 else [self.queue.get_nowait()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            handled += len(batch)
+            self._batch_size.observe(len(batch))
+            try:
+                valid = [job for job in batch if self._accepts(job)]
+                if valid:
+                    await self._run(valid)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+            if self.queue.empty():
+                break
         self._depth.set(self.queue.qsize())
-        self._batch_size.observe(len(batch))
-        try:
-            valid = [job for job in batch if self._accepts(job)]
-            if valid:
-                await self._run(valid)
-        finally:
-            for _ in batch:
-                self.queue.task_done()
-        return len(batch)
+        if not self.queue.empty():
+            await asyncio.sleep(0)
+        return handled
 
     def _accepts(self, job: Job) -> bool:
         try:
@@ -112,7 +128,10 @@ class ShadowWorker:
         timeout = max(job.timeout_s for job in jobs)
         start = self.clock()
         try:
-            outputs = await asyncio.wait_for(self.backend.infer_batch(inputs), timeout)
+            # asyncio.timeout, not wait_for: no task per batch, and an inline backend's
+            # call completes without a trip through the event loop.
+            async with asyncio.timeout(timeout):
+                outputs = await self.backend.infer_batch(inputs)
         except TimeoutError:
             self._finish(jobs, "timeout", self.clock() - start, f"no answer within {timeout}s")
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import random
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,6 +14,13 @@ log = logging.getLogger("gateway.web")
 
 def _acceptable(value: bytes) -> bool:
     return 0 < len(value) <= 128 and all(0x21 <= c <= 0x7E for c in value)
+
+
+def new_request_id() -> bytes:
+    """32 random hex digits. Mersenne Twister, not os.urandom: a getrandom syscall per
+    request costs more than the model call. Ids need to be unique, not secret; the module's
+    generator is seeded from the OS and reseeded in forked children."""
+    return b"%032x" % random.getrandbits(128)
 
 
 class RequestIdMiddleware:
@@ -35,7 +42,7 @@ class RequestIdMiddleware:
                 request_id = value
                 break
         if not _acceptable(request_id):
-            request_id = os.urandom(16).hex().encode()
+            request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         started = False
