@@ -75,6 +75,35 @@ def encode(record: PairedRecord) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+_ID_PREFIX = b'{"v":%d,"request_id":"' % SCHEMA_VERSION
+_DEPLOYMENT_KEY = b'"deployment":"'
+
+
+def keys_of(raw: bytes | str) -> tuple[str, str]:
+    """(deployment, request_id) of an encoded record without parsing all of it: replay
+    scans thousands of entries on the event loop. Raises ValueError on garbage.
+
+    The fast path relies on :func:`encode`'s key order; an unescaped ``"deployment":"``
+    cannot occur inside a JSON string, so the first one after the id is the key.
+    """
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if raw.startswith(_ID_PREFIX):
+        start = len(_ID_PREFIX)
+        end = raw.find(b'"', start)
+        key = raw.find(_DEPLOYMENT_KEY, end)
+        if end > 0 and key > 0 and b"\\" not in raw[start:end]:
+            dep_start = key + len(_DEPLOYMENT_KEY)
+            dep_end = raw.find(b'"', dep_start)
+            if dep_end > 0 and b"\\" not in raw[dep_start:dep_end]:
+                return raw[dep_start:dep_end].decode(), raw[start:end].decode()
+    data = decode(raw)  # another layout, or an escaped character
+    deployment, request_id = data.get("deployment"), data.get("request_id")
+    if not isinstance(deployment, str) or not isinstance(request_id, str):
+        raise ValueError("a record needs string deployment and request_id")
+    return deployment, request_id
+
+
 def decode(raw: bytes | str) -> PairedRecord:
     """Parse a stream field back into a record (raises ValueError on garbage)."""
     data = orjson.loads(raw)

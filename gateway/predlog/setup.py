@@ -85,6 +85,7 @@ async def open_prediction_log(settings: Settings, loaded: LoadedConfig, metrics:
     redis = redisconn.client(url)
     spool = claim_spool(settings.state_dir / "spool", settings.spool_max_bytes, metrics)
     writer = LogWriter(redis, spool, metrics, flush_interval=settings.flush_interval_s,
+                       replay_rate=settings.replay_rate,
                        retention=retention_of(loaded))
     writer.start()
     return PredictionLog(writer, redis, writer, embedded, spool)

@@ -29,6 +29,7 @@ from gateway.predlog.redisconn import Window
 
 log = logging.getLogger(__name__)
 
+READ_BLOCK = 1 << 18
 MAX_ATTEMPTS_KEPT = 16  # windows of unknown outcome remembered per chunk; older ones are forgotten
 
 
@@ -192,29 +193,37 @@ class Spool:
         self._update_gauge()
 
     def _read(self, seq: int, start: int, max_records: int, attempts: list[Window]) -> SpoolChunk:
+        """Whole lines from ``start``: read in blocks and split in C, because this runs
+        beside the event loop and a Python loop of readline() holds the GIL for long."""
         frames: list[bytes] = []
         windows = list(attempts)
         corrupt, group_left, pos = 0, 0, start
         with open(self._path(seq), "rb") as f:
             f.seek(start)
+            tail = b""
             while len(frames) < max_records or group_left > 0:
-                line = f.readline()
-                if not line:
-                    break
-                pos += len(line)
-                if not line.endswith(b"\n"):
-                    corrupt += 1  # torn by a crash mid-append: the batch never got its fsync
-                    break
-                if line.startswith(b"#u "):
-                    try:
-                        _, lo, hi, count = line.split()
-                        windows.append((int(lo), int(hi)))
-                        group_left = int(count)
-                    except ValueError:
+                block = f.read(READ_BLOCK)
+                if not block:
+                    if tail:  # torn by a crash mid-append: the batch never got its fsync
                         corrupt += 1
-                    continue
-                frames.append(line[:-1])
-                group_left = max(0, group_left - 1)
+                        pos += len(tail)
+                    break
+                lines = (tail + block).split(b"\n")
+                tail = lines.pop()  # what follows the last newline: b"" or a partial line
+                for line in lines:
+                    if len(frames) >= max_records and group_left == 0:
+                        break  # enough: stop at this line boundary
+                    pos += len(line) + 1
+                    if line.startswith(b"#u "):
+                        try:
+                            _, lo, hi, count = line.split()
+                            windows.append((int(lo), int(hi)))
+                            group_left = int(count)
+                        except ValueError:
+                            corrupt += 1
+                        continue
+                    frames.append(line)
+                    group_left = max(0, group_left - 1)
         last = pos >= self._sizes[seq]
         return SpoolChunk(seq, start, pos, last, frames, windows, attempts, corrupt)
 

@@ -49,6 +49,7 @@ class LogWriter:
         flush_interval: float = 0.05,
         write_timeout: float = 0.5,
         probe_interval: float = 1.0,
+        replay_rate: float = 5_000.0,
         retention: Mapping[str, Retention] | None = None,
         default_retention: Retention = DEFAULT_RETENTION,
         dedup_slack: float = 5.0,
@@ -56,6 +57,8 @@ class LogWriter:
     ) -> None:
         """``retention`` maps deployment -> Retention (others get ``default_retention``);
         ``dedup_slack`` widens, in seconds, the window searched for a batch of unknown outcome;
+        ``replay_rate`` caps the records/s replayed from the spool, so that catching up after
+        an outage takes a bounded share of the event loop (and of Redis) away from requests;
         ``clock`` is wall-clock seconds (Redis stream ids are wall-clock milliseconds)."""
         self._redis = redis
         self._spool = spool
@@ -66,6 +69,7 @@ class LogWriter:
         self._flush_interval = flush_interval
         self._write_timeout = write_timeout
         self._probe_interval = probe_interval
+        self._replay_rate = replay_rate
         self._retention = dict(retention or {})
         self._default_retention = default_retention
         self._slack_ms = int(dedup_slack * 1000)
@@ -289,18 +293,29 @@ class LogWriter:
 
     async def _recover(self) -> None:
         await self.probe()
+        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             try:
                 if not self._up:
                     if not await self.probe():
                         await self._pause(self._probe_interval)
-                elif self._spool.bytes_held() == 0 or not (await self._replay_step())[0]:
+                    continue
+                if self._spool.bytes_held() == 0:
                     await self._pause(self._probe_interval)
+                    continue
+                started = loop.time()
+                consumed, records = await self._replay_step()
+                if not consumed:
+                    await self._pause(self._probe_interval)
+                else:  # paced: at most replay_rate records/s
+                    await self._pause(records / self._replay_rate - (loop.time() - started))
             except Exception:  # keep replaying after a bug rather than never again
                 log.exception("predlog: replay step failed")
                 await self._pause(self._probe_interval)
 
     async def _pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
         try:
             async with asyncio.timeout(seconds):
                 await self._stop.wait()

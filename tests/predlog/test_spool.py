@@ -127,3 +127,22 @@ def test_one_process_per_directory(tmp_path: Path, metrics: Metrics) -> None:
     with pytest.raises(RuntimeError, match="in use"):
         Spool(tmp_path, max_bytes=1 << 20, metrics=Metrics())
     spool.close()
+
+
+def test_chunks_span_read_blocks_and_keep_uncertain_groups_whole(
+        tmp_path: Path, metrics: Metrics) -> None:
+    # Records of ~10 KB: a chunk of 40 spans several read blocks, and a block boundary falls
+    # inside records; an uncertain group is never split between two chunks.
+    big = [b'{"i":%d,"pad":"%s"}' % (i, b"y" * (10_000 + i)) for i in range(120)]
+    spool = Spool(tmp_path, max_bytes=1 << 30, metrics=metrics)
+    spool.append(big[:50])
+    spool.append(big[50:95], uncertain=(1, 2))
+    spool.append(big[95:])
+    sizes, out = [], []
+    while (chunk := spool.read_chunk(40)) is not None:
+        sizes.append((len(chunk.frames), chunk.windows))
+        out += chunk.frames
+        spool.commit(chunk)
+    assert out == big
+    assert sizes == [(40, []), (10 + 45, [(1, 2)]), (25, [])]
+    spool.close()
