@@ -92,7 +92,7 @@ class Service:
                        ) -> tuple[dict[str, Array], float]:
         mm = self.snapshot.model_metrics[f"{backend.name}:{backend.version}"]
         try:
-            backend.signature.validate(request.inputs, backend.name)
+            backend.signature.validate(request.inputs, backend.name, request.finite)
             if backend.signature.batchable and request.rows == 0:
                 raise InvalidInput("inputs: the first dimension is 0; send at least one row")
             start = time.perf_counter()

@@ -43,8 +43,11 @@ class Signature:
         """True when every input has a dynamic first dimension (rows can be concatenated)."""
         return all(s.shape and s.shape[0] == -1 for s in self.inputs)
 
-    def validate(self, inputs: Mapping[str, Array], model: str) -> None:
-        """Raise InvalidInput naming the input, what the model expects and what came."""
+    def validate(self, inputs: Mapping[str, Array], model: str, finite: bool = False) -> None:
+        """Raise InvalidInput naming the input, what the model expects and what came.
+
+        ``finite``: the caller knows the float inputs hold no NaN or infinity (decoded
+        from JSON), so the per-element check is skipped."""
         if inputs.keys() != self.input_names:
             missing = sorted(self.input_names - inputs.keys())
             unknown = sorted(inputs.keys() - self.input_names)
@@ -72,7 +75,7 @@ class Signature:
                     raise InvalidInput(f"inputs.{spec.name}.shape: first dimension "
                                        f"{array.shape[0]} differs from other inputs' {rows}")
                 rows = array.shape[0]
-            if (not self.allow_nonfinite and spec.datatype in FLOAT_TYPES
+            if (not finite and not self.allow_nonfinite and spec.datatype in FLOAT_TYPES
                     and not np.isfinite(array).all()):
                 raise InvalidInput(f"inputs.{spec.name}.data: model {model!r} cannot take "
                                    f"NaN or infinite values, got {_first_nonfinite(array)}")

@@ -56,6 +56,7 @@ class InferenceRequest:
     parameters: dict[str, Any] | None = None
     outputs: list[str] | None = None
     datatypes: dict[str, str] = field(default_factory=dict)
+    finite: bool = False  # decoded from JSON: no NaN or infinity in any float input
 
     @property
     def rows(self) -> int:

@@ -157,7 +157,8 @@ def decode_request(payload: Any) -> InferenceRequest:
                                  f"{out!r}")
             outputs.append(out["name"])
     return InferenceRequest(inputs=inputs, id=request_id, parameters=parameters,
-                            outputs=outputs, datatypes=datatypes)
+                            outputs=outputs, datatypes=datatypes,
+                            finite=True)  # JSON has no NaN/inf; overflow raised above
 
 
 def tensor_json(name: str, array: Array) -> dict[str, Any]:

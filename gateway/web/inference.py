@@ -137,7 +137,7 @@ def _decode_simple(payload: Any, target: Deployment | Backend
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest(f"id: expected a string, got {type(request_id).__name__}")
-    return InferenceRequest({spec.name: array}, id=request_id), payload
+    return InferenceRequest({spec.name: array}, id=request_id, finite=True), payload
 
 
 def _encode_simple(answer: Answer, inference: InferenceRequest, call: Call) -> bytes:
