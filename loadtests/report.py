@@ -47,6 +47,7 @@ class Cell:
     generator_cpu_pct: float
     server_cpu_pct: float
     background_cpu_pct: float
+    dropped: int = 0  # shadow jobs and log records the gateway dropped during the cell
 
     @property
     def errors(self) -> int:
@@ -64,6 +65,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     errors: int
+    dropped: int
     generator_cpu_pct: float
     server_cpu_pct: float
     background_cpu_pct: float
@@ -91,6 +93,7 @@ def _row(cells: list[Cell], pick: Pick) -> Row:
         p50_ms=low(c.p50_ms for c in cells),
         p99_ms=low(c.p99_ms for c in cells),
         errors=sum(c.errors for c in cells),
+        dropped=sum(c.dropped for c in cells),
         generator_cpu_pct=statistics.median(c.generator_cpu_pct for c in cells),
         server_cpu_pct=statistics.median(c.server_cpu_pct for c in cells),
         background_cpu_pct=statistics.median(c.background_cpu_pct for c in cells),
@@ -110,13 +113,14 @@ def _verdict(row: Row, rps_ratio: float, p99_ratio: float) -> str:
     if target is None or row.concurrency not in TARGET_CONCURRENCIES:
         return ""
     min_rps, max_p99 = target
-    ok = row.errors == 0 and rps_ratio >= min_rps and (max_p99 is None or p99_ratio <= max_p99)
+    ok = (row.errors == 0 and row.dropped == 0 and rps_ratio >= min_rps
+          and (max_p99 is None or p99_ratio <= max_p99))
     return "ok" if ok else "MISS"
 
 
 COLUMNS = (
     ("setup", 14), ("conc", 5), ("req/s", 9), ("p50 ms", 8), ("p99 ms", 8), ("errors", 7),
-    ("rps/floor", 10), ("p99/floor", 10), ("gen cpu%", 9), ("srv cpu%", 9),
+    ("dropped", 8), ("rps/floor", 10), ("p99/floor", 10), ("gen cpu%", 9), ("srv cpu%", 9),
     ("bg cpu%", 8), ("target", 7),
 )
 
@@ -134,7 +138,7 @@ def table(rows: Sequence[Row], failed: dict[str, str], order: Sequence[str]) -> 
 def _line(row: Row) -> str:
     values = (
         row.setup, str(row.concurrency), f"{row.rps:.0f}", _num(row.p50_ms), _num(row.p99_ms),
-        str(row.errors), _ratio(row.rps_ratio), _ratio(row.p99_ratio),
+        str(row.errors), str(row.dropped), _ratio(row.rps_ratio), _ratio(row.p99_ratio),
         f"{row.generator_cpu_pct:.0f}", f"{row.server_cpu_pct:.0f}",
         f"{row.background_cpu_pct:.0f}", row.target,
     )

@@ -8,6 +8,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from gateway.backends.onnx import OnnxBackend
+from gateway.metrics import Metrics
+from gateway.predlog.record import PairedRecord
+from gateway.predlog.sink import MemorySink
+from gateway.traffic.mirror import BATCHES_PER_TURN, Job, ShadowWorker
+from gateway.traffic.pairing import PendingRecord, prediction
 from tests.helpers import MODELS, config, harness, v2_body
 
 FAKES = [
@@ -101,3 +107,26 @@ def test_sampling_zero_runs_no_shadow(holdout: list[dict]) -> None:
             h.client.post("/predict", json={"instances": [holdout[0]["features"]]})
         h.wait_records(20)
         assert all(len(rec["predictions"]) == 1 for rec in h.sink.records)
+
+
+async def test_a_worker_turn_is_bounded_and_the_backlog_still_drains() -> None:
+    # A fast shadow runs inline and never suspends: one turn must stop after a few batches
+    # (requests wait on the same event loop) and the next turns take the rest, in order.
+    backend = OnnxBackend("bc-rf", "1", MODELS / "bc-rf" / "1")
+    backend.warmup()
+    worker = ShadowWorker(backend, Metrics(), queue_size=1000, max_batch=8, max_wait_s=0)
+    sink = MemorySink()
+    rows = np.random.default_rng(1).random((100, 30), dtype=np.float32)
+    for i in range(100):
+        record = PairedRecord(v=1, request_id=f"r{i}", ts=0.0, deployment="d", revision="x",
+                              key_hash=None, bucket=0, variant="champion", rows=1,
+                              predictions=[prediction(backend, "champion", True),
+                                           prediction(backend, "shadow", False)], inputs=None)
+        worker.submit(Job({"input": rows[i:i + 1]}, 1, PendingRecord(record, sink, 1), 1, 1.0))
+    assert await worker.run_once() == BATCHES_PER_TURN * 8
+    assert worker.queue.qsize() == 100 - BATCHES_PER_TURN * 8
+    while not worker.queue.empty():
+        await worker.run_once()
+    assert [r["request_id"] for r in sink.records] == [f"r{i}" for i in range(100)]
+    assert {r["predictions"][1]["status"] for r in sink.records} == {"ok"}
+    await backend.close()
