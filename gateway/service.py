@@ -158,6 +158,7 @@ class Service:
         record = new_record(call.request_id, ts, spec.name, self.snapshot.revision, rt.key_hash,
                             rt.bucket, rt.variant, request.rows, predictions, inputs)
         pending = PendingRecord(record, self.sink, len(rt.shadows))
+        checked = backend.signature if request.finite else None
         for slot, shadow in enumerate(rt.shadows, start=1):
             self.workers[shadow.model].submit(
-                Job(request.inputs, request.rows, pending, slot, shadow.timeout_s))
+                Job(request.inputs, request.rows, pending, slot, shadow.timeout_s, checked))

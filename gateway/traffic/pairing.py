@@ -36,6 +36,39 @@ def output_json(backend: Backend, outputs: dict[str, Array]) -> dict[str, Any]:
     return {"tensors": tensors_json(outputs)}
 
 
+def batch_outputs_json(backend: Backend, outputs: dict[str, Array],
+                       rows: list[int]) -> list[dict[str, Any]]:
+    """``output_json`` of each job of a concatenated micro-batch (``rows`` per job), with
+    the class names looked up once for the whole batch."""
+    total = sum(rows)
+    info = backend.classifier
+    out: list[dict[str, Any]] = []
+    offset = 0
+    if info is None:
+        for n in rows:
+            out.append({"tensors": tensors_json(
+                {k: (a[offset:offset + n] if a.ndim and a.shape[0] == total else a)
+                 for k, a in outputs.items()})})
+            offset += n
+        return out
+    labels = outputs[info.label_output].ravel()
+    scores = outputs[info.scores_output]
+    if len(labels) != total or len(scores) != total:
+        raise ValueError(f"batch of {total} rows answered with {len(labels)} labels and "
+                         f"{len(scores)} score rows")
+    if labels.dtype.kind in "iu":
+        names = info.class_labels
+        label: list[Any] = [names[i] if 0 <= i < len(names) else str(i)
+                            for i in labels.tolist()]
+    else:
+        label = [v.decode() if isinstance(v, bytes) else v for v in labels.tolist()]
+    for n in rows:
+        out.append({"label": label[offset:offset + n], "scores": scores[offset:offset + n],
+                    "classes": info.class_labels})
+        offset += n
+    return out
+
+
 def prediction(backend: Backend, role: Role, served: bool) -> Prediction:
     return Prediction(role=role, model=backend.name, version=backend.version, served=served,
                       status="dropped", latency_ms=None, error=None, output=None)
@@ -52,6 +85,17 @@ class PendingRecord:
         self.waiting = waiting
         if waiting == 0:
             sink.submit(record)
+
+    def resolve_output(self, slot: int, status: Status, latency_s: float,
+                       output: dict[str, Any]) -> None:
+        """Like ``resolve`` with the output already in its JSON form."""
+        entry = self.record["predictions"][slot]
+        entry["status"] = status
+        entry["latency_ms"] = round(latency_s * 1000, 4)
+        entry["output"] = output
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.sink.submit(self.record)
 
     def resolve(self, slot: int, backend: Backend, status: Status, latency_s: float | None,
                 error: str | None = None, outputs: dict[str, Array] | None = None) -> None:
