@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from gateway.backends.base import Backend
 from gateway.errors import BadRequest, GatewayError, InvalidInput, NotFound
 from gateway.metrics import Metrics
-from gateway.predlog.record import Role, Variant
+from gateway.predlog.record import Prediction, Variant
 from gateway.predlog.sink import RecordSink
 from gateway.protocol.tensors import Array, InferenceRequest
 from gateway.snapshot import Deployment, Snapshot
 from gateway.traffic.mirror import Job, ShadowWorker
-from gateway.traffic.pairing import PendingRecord, new_record, output_json, prediction, tensors_json
+from gateway.traffic.pairing import PendingRecord, new_record, output_json, tensors_json
 from gateway.traffic.router import Route, route
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,11 @@ class Service:
         return dep
 
     async def infer(self, name: str, version: str | None, request: InferenceRequest,
-                    call: Call) -> Answer:
-        target = self.target(name, version)
+                    call: Call, target: Deployment | Backend | None = None) -> Answer:
+        """Serve ``request``; ``target``: what ``self.target(name, version)`` returned, when
+        the caller already looked it up."""
+        if target is None:
+            target = self.target(name, version)
         if isinstance(target, Deployment):
             return await self._deployment(target, request, call)
         outputs, _ = await self._predict(target, request)
@@ -144,12 +147,17 @@ class Service:
               call: Call, ts: float, outputs: dict[str, Array], elapsed: float) -> None:
         """Build the paired record and hand a job to every sampled shadow."""
         models = self.snapshot.models.by_ref
-        role: Role = rt.variant
-        served = prediction(backend, role, True)
-        served["status"], served["latency_ms"] = "ok", round(elapsed * 1000, 4)
-        served["output"] = output_json(backend, outputs)
-        predictions = [served]
-        predictions.extend(prediction(models[s.model], s.role, False) for s in rt.shadows)
+        # Literals, not helper calls: this runs once per request.
+        predictions: list[Prediction] = [{
+            "role": rt.variant, "model": backend.name, "version": backend.version,
+            "served": True, "status": "ok", "latency_ms": round(elapsed * 1000, 4),
+            "error": None, "output": output_json(backend, outputs)}]
+        for plan in rt.shadows:
+            model = models[plan.model]
+            predictions.append({
+                "role": plan.role, "model": model.name, "version": model.version,
+                "served": False, "status": "dropped", "latency_ms": None, "error": None,
+                "output": None})
         spec = dep.spec
         inputs = None
         if spec.log_inputs and (spec.input_sample_percent >= 100

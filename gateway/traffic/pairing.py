@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.backends.base import Backend
-from gateway.predlog.record import PairedRecord, Prediction, Role, Status, Variant
+from gateway.predlog.record import PairedRecord, Prediction, Status, Variant
 from gateway.predlog.sink import RecordSink
 from gateway.protocol.tensors import Array, datatype_of
 
@@ -67,11 +67,6 @@ def batch_outputs_json(backend: Backend, outputs: dict[str, Array],
                     "classes": info.class_labels})
         offset += n
     return out
-
-
-def prediction(backend: Backend, role: Role, served: bool) -> Prediction:
-    return Prediction(role=role, model=backend.name, version=backend.version, served=served,
-                      status="dropped", latency_ms=None, error=None, output=None)
 
 
 class PendingRecord:

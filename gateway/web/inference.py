@@ -84,7 +84,7 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str, version: 
                                    runtime.max_body_bytes)
         inference, fields = decode(v2.parse_json(body), target)
         call = routing_call(scope, headers, target, fields)
-        answer = await runtime.service.infer(name, version, inference, call)
+        answer = await runtime.service.infer(name, version, inference, call, target)
         content = encode(answer, inference, call)
     except GatewayError as exc:
         if target is not None and not exc.counted:

@@ -10,10 +10,10 @@ import onnxruntime as ort
 
 from gateway.backends.onnx import OnnxBackend
 from gateway.metrics import Metrics
-from gateway.predlog.record import PairedRecord
+from gateway.predlog.record import PairedRecord, Prediction, Role
 from gateway.predlog.sink import MemorySink
 from gateway.traffic.mirror import BATCHES_PER_TURN, Job, ShadowWorker
-from gateway.traffic.pairing import PendingRecord, prediction
+from gateway.traffic.pairing import PendingRecord
 from tests.helpers import MODELS, config, harness, v2_body
 
 FAKES = [
@@ -109,6 +109,11 @@ def test_sampling_zero_runs_no_shadow(holdout: list[dict]) -> None:
         assert all(len(rec["predictions"]) == 1 for rec in h.sink.records)
 
 
+def entry(role: Role, served: bool) -> Prediction:
+    return {"role": role, "model": "bc-rf", "version": "1", "served": served,
+            "status": "dropped", "latency_ms": None, "error": None, "output": None}
+
+
 async def test_a_worker_turn_is_bounded_and_the_backlog_still_drains() -> None:
     # A fast shadow runs inline and never suspends: one turn must stop after a few batches
     # (requests wait on the same event loop) and the next turns take the rest, in order.
@@ -120,8 +125,8 @@ async def test_a_worker_turn_is_bounded_and_the_backlog_still_drains() -> None:
     for i in range(100):
         record = PairedRecord(v=1, request_id=f"r{i}", ts=0.0, deployment="d", revision="x",
                               key_hash=None, bucket=0, variant="champion", rows=1,
-                              predictions=[prediction(backend, "champion", True),
-                                           prediction(backend, "shadow", False)], inputs=None)
+                              predictions=[entry("champion", True), entry("shadow", False)],
+                              inputs=None)
         worker.submit(Job({"input": rows[i:i + 1]}, 1, PendingRecord(record, sink, 1), 1, 1.0))
     assert await worker.run_once() == BATCHES_PER_TURN * 8
     assert worker.queue.qsize() == 100 - BATCHES_PER_TURN * 8
