@@ -92,8 +92,11 @@ def cmd_serve(settings: Settings) -> int:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shadowgate-metrics-")
     os.environ.update(env)
+    # No X-Forwarded-* rewriting (the gateway never reads the client address) and no
+    # "server" header: both cost per request and serve nobody here.
     kwargs = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                  access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout_s)
+                  access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout_s,
+                  proxy_headers=False, server_header=False)
     try:
         if settings.workers > 1:
             uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers,
