@@ -32,6 +32,7 @@ __all__ = ["DEFAULT_RETENTION", "LogWriter", "Retention"]
 
 log = logging.getLogger(__name__)
 
+REPLAY_MIN_SHARE = 0.1  # replay never slower than this share of replay_rate
 DROP_LOG_INTERVAL = 10.0  # seconds between two warnings about a full queue
 
 
@@ -57,8 +58,10 @@ class LogWriter:
     ) -> None:
         """``retention`` maps deployment -> Retention (others get ``default_retention``);
         ``dedup_slack`` widens, in seconds, the window searched for a batch of unknown outcome;
-        ``replay_rate`` caps the records/s replayed from the spool, so that catching up after
-        an outage takes a bounded share of the event loop (and of Redis) away from requests;
+        ``replay_rate`` caps the records/s written to Redis by live traffic and replay
+        together: the spool replays at ``replay_rate`` minus the live rate, never below a
+        tenth of ``replay_rate``, so that catching up after an outage takes little of the
+        event loop (and of Redis) away from requests while they are busy;
         ``clock`` is wall-clock seconds (Redis stream ids are wall-clock milliseconds)."""
         self._redis = redis
         self._spool = spool
@@ -70,6 +73,7 @@ class LogWriter:
         self._write_timeout = write_timeout
         self._probe_interval = probe_interval
         self._replay_rate = replay_rate
+        self._submitted = 0  # records taken from the request path, for replay pacing
         self._retention = dict(retention or {})
         self._default_retention = default_retention
         self._slack_ms = int(dedup_slack * 1000)
@@ -94,6 +98,7 @@ class LogWriter:
                 self._drop_queued("closed" if self._closed else "queue_full")
                 return
             self._queue.append(record)
+            self._submitted += 1
             if not self._wake.is_set():
                 self._wake.set()
         except Exception:  # the request path must not fail because of the log
@@ -294,6 +299,7 @@ class LogWriter:
     async def _recover(self) -> None:
         await self.probe()
         loop = asyncio.get_running_loop()
+        last_at, last_submitted = loop.time(), self._submitted
         while not self._stop.is_set():
             try:
                 if not self._up:
@@ -307,8 +313,12 @@ class LogWriter:
                 consumed, records = await self._replay_step()
                 if not consumed:
                     await self._pause(self._probe_interval)
-                else:  # paced: at most replay_rate records/s
-                    await self._pause(records / self._replay_rate - (loop.time() - started))
+                    continue
+                now = loop.time()
+                live = (self._submitted - last_submitted) / max(now - last_at, 1e-3)
+                last_at, last_submitted = now, self._submitted
+                rate = max(self._replay_rate * REPLAY_MIN_SHARE, self._replay_rate - live)
+                await self._pause(records / rate - (now - started))
             except Exception:  # keep replaying after a bug rather than never again
                 log.exception("predlog: replay step failed")
                 await self._pause(self._probe_interval)
