@@ -28,12 +28,19 @@ from gateway.predlog.record import PairedRecord, encode
 from gateway.predlog.redisconn import DEFAULT_RETENTION, Frame, Retention, Window
 from gateway.predlog.spool import Spool
 
-__all__ = ["DEFAULT_RETENTION", "LogWriter", "Retention"]
+__all__ = ["DEFAULT_RETENTION", "LogWriter", "Retention", "replay_pause"]
 
 log = logging.getLogger(__name__)
 
 REPLAY_MIN_SHARE = 0.1  # replay never slower than this share of replay_rate
 DROP_LOG_INTERVAL = 10.0  # seconds between two warnings about a full queue
+
+
+def replay_pause(records: int, took_s: float, live_rate: float, replay_rate: float) -> float:
+    """Seconds to wait after replaying ``records`` in ``took_s``: replay gets what the live
+    rate leaves of ``replay_rate`` records/s, never less than REPLAY_MIN_SHARE of it."""
+    rate = max(replay_rate * REPLAY_MIN_SHARE, replay_rate - live_rate)
+    return max(0.0, records / rate - took_s)
 
 
 class LogWriter:
@@ -317,8 +324,7 @@ class LogWriter:
                 now = loop.time()
                 live = (self._submitted - last_submitted) / max(now - last_at, 1e-3)
                 last_at, last_submitted = now, self._submitted
-                rate = max(self._replay_rate * REPLAY_MIN_SHARE, self._replay_rate - live)
-                await self._pause(records / rate - (now - started))
+                await self._pause(replay_pause(records, now - started, live, self._replay_rate))
             except Exception:  # keep replaying after a bug rather than never again
                 log.exception("predlog: replay step failed")
                 await self._pause(self._probe_interval)

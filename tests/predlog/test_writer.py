@@ -12,7 +12,7 @@ from gateway.metrics import Metrics
 from gateway.predlog import keys, redisconn
 from gateway.predlog.record import SCHEMA_VERSION, PairedRecord, decode, encode
 from gateway.predlog.spool import Spool
-from gateway.predlog.writer import LogWriter, Retention
+from gateway.predlog.writer import LogWriter, Retention, replay_pause
 from tests.redis_fixture import RedisServer
 
 DEADLINE = 10.0
@@ -274,3 +274,15 @@ async def test_replay_after_a_crash_mid_replay_skips_what_landed(
         pass
     assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(20))
     assert sample(metrics, "shadowgate_predlog_records_replayed_total") == 0
+
+
+@pytest.mark.parametrize(("records", "took", "live", "expected"), [
+    (500, 0.0, 0.0, 0.1),        # idle gateway: the whole 5,000/s
+    (500, 0.02, 0.0, 0.08),      # the step's own time counts
+    (500, 0.0, 3_000.0, 0.25),   # busy: what live traffic leaves (2,000/s)
+    (500, 0.0, 9_000.0, 1.0),    # busier than the cap: a tenth of it (500/s)
+    (500, 2.0, 0.0, 0.0),        # a slow step: no pause, never negative
+])
+def test_replay_pause_leaves_room_for_live_traffic(records: int, took: float, live: float,
+                                                   expected: float) -> None:
+    assert replay_pause(records, took, live, 5_000.0) == pytest.approx(expected)
