@@ -166,7 +166,8 @@ class Service:
         record = new_record(call.request_id, ts, spec.name, self.snapshot.revision, rt.key_hash,
                             rt.bucket, rt.variant, request.rows, predictions, inputs)
         pending = PendingRecord(record, self.sink, len(rt.shadows))
-        checked = backend.signature if request.finite else None
+        same = self.snapshot.same_inputs
         for slot, shadow in enumerate(rt.shadows, start=1):
+            checked = request.finite and (rt.primary, shadow.model) in same
             self.workers[shadow.model].submit(
                 Job(request.inputs, request.rows, pending, slot, shadow.timeout_s, checked))

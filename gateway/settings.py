@@ -27,7 +27,7 @@ class Settings:
     max_body_bytes: int | None = None  # overrides server.max_body_bytes of the config
     log_level: str = "info"
     flush_interval_s: float = 0.05  # most a kill -9 can lose of the prediction log
-    replay_rate: float = 5000.0  # records/s replayed from the spool after an outage
+    replay_rate: float = 5000.0  # records/s live + replayed writes may reach after an outage
     spool_max_bytes: int = 1 << 30
     shutdown_timeout_s: float = 10.0
 

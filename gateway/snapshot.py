@@ -29,6 +29,9 @@ class Snapshot:
     models: ModelSet
     deployments: dict[str, Deployment]
     model_metrics: dict[str, ModelMetrics] = field(default_factory=dict)
+    # (model ref, model ref) pairs whose input signatures are the same: inputs validated for
+    # the first need no second validation for the second (a shadow's micro-batch).
+    same_inputs: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def revision(self) -> str:
@@ -67,4 +70,7 @@ def build_snapshot(loaded: LoadedConfig, models: ModelSet, metrics: Metrics) -> 
                                     [(ref(c.model), c.weight) for c in spec.canaries], shadows)
         deployments[spec.name] = Deployment(spec, plan, models.by_ref[plan.champion])
     model_metrics = {r: metrics.model(b.name, b.version) for r, b in models.by_ref.items()}
-    return Snapshot(loaded, models, deployments, model_metrics)
+    same_inputs = frozenset((a, b) for a, x in models.by_ref.items()
+                            for b, y in models.by_ref.items()
+                            if x.signature.inputs == y.signature.inputs)
+    return Snapshot(loaded, models, deployments, model_metrics, same_inputs)

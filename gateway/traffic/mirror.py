@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.backends.base import Backend, Signature
+from gateway.backends.base import Backend
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.predlog.record import Status
@@ -36,9 +36,9 @@ class Job:
     pending: PendingRecord
     slot: int
     timeout_s: float
-    # The signature these inputs already passed on the request path, finite values included
-    # (None: unchecked). A shadow with the same inputs need not validate them again.
-    checked: Signature | None = None
+    # The inputs already passed, finite values included, the request path's validation
+    # against a model with the same input signature as this shadow's: no need to repeat it.
+    checked: bool = False
 
 
 class ShadowWorker:
@@ -60,9 +60,6 @@ class ShadowWorker:
                          for s in ("ok", "error", "timeout")}
         self._labels = labels
         self._stopping = False
-        # id(signature) -> (signature, same inputs as ours); signatures live as long as the
-        # snapshot, the reference kept here stops an id from being reused meanwhile.
-        self._same_inputs: dict[int, tuple[Signature, bool]] = {}
 
     def submit(self, job: Job) -> None:
         """Never blocks: a full queue (or a stopping worker) drops the job and counts it."""
@@ -76,7 +73,7 @@ class ShadowWorker:
 
     def drop(self, job: Job, reason: str) -> None:
         self._dropped.labels(*self._labels, reason).inc()
-        job.pending.resolve(job.slot, self.backend, "dropped", None, f"dropped: {reason}")
+        job.pending.resolve(job.slot, "dropped", None, f"dropped: {reason}")
 
     async def run_once(self) -> int:
         """Wait for work, then run micro-batches until the queue is empty or this turn's
@@ -112,18 +109,13 @@ class ShadowWorker:
         return handled
 
     def _accepts(self, job: Job) -> bool:
-        if job.checked is not None:
-            known = self._same_inputs.get(id(job.checked))
-            if known is None:
-                known = (job.checked, job.checked.inputs == self.backend.signature.inputs)
-                self._same_inputs[id(job.checked)] = known
-            if known[1]:
-                return True
+        if job.checked:
+            return True
         try:
             self.backend.signature.validate(job.inputs, self.backend.name)
         except GatewayError as exc:
             self._results["error"].inc()
-            job.pending.resolve(job.slot, self.backend, "error", 0.0,
+            job.pending.resolve(job.slot, "error", 0.0,
                                 f"input does not fit this model: {exc.message}")
             return False
         return True
@@ -168,15 +160,15 @@ class ShadowWorker:
             self._results["ok"].inc(len(jobs) - len(late))
         for job, output in zip(jobs, per_job, strict=True):
             if latency <= job.timeout_s:
-                job.pending.resolve_output(job.slot, "ok", latency, output)
+                job.pending.resolve(job.slot, "ok", latency, output=output)
             else:
-                job.pending.resolve(job.slot, self.backend, "timeout", latency,
+                job.pending.resolve(job.slot, "timeout", latency,
                                     f"answered after {latency:.3f}s")
 
     def _finish(self, jobs: list[Job], status: Status, latency: float, error: str) -> None:
         self._results[status].inc(len(jobs))
         for job in jobs:
-            job.pending.resolve(job.slot, self.backend, status, latency, error)
+            job.pending.resolve(job.slot, status, latency, error)
 
     async def run(self) -> None:
         while True:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.backends.base import Backend
+from gateway.backends.base import Backend, ClassifierInfo
 from gateway.predlog.record import PairedRecord, Prediction, Status, Variant
 from gateway.predlog.sink import RecordSink
 from gateway.protocol.tensors import Array, datatype_of
@@ -24,16 +24,17 @@ def output_json(backend: Backend, outputs: dict[str, Array]) -> dict[str, Any]:
     """Classifiers log label names and scores; other models their raw output tensors."""
     info = backend.classifier
     if info is not None:
-        labels = outputs[info.label_output]
-        if labels.dtype.kind in "iu":
-            names = info.class_labels
-            label: list[Any] = [names[i] if 0 <= i < len(names) else str(i)
-                                for i in labels.ravel().tolist()]
-        else:
-            label = [v.decode() if isinstance(v, bytes) else v for v in labels.ravel().tolist()]
-        return {"label": label, "scores": outputs[info.scores_output],
-                "classes": info.class_labels}
+        return {"label": label_names(info, outputs[info.label_output]),
+                "scores": outputs[info.scores_output], "classes": info.class_labels}
     return {"tensors": tensors_json(outputs)}
+
+
+def label_names(info: ClassifierInfo, labels: Array) -> list[Any]:
+    """Class names for a label tensor (indices into the card's labels, or strings)."""
+    if labels.dtype.kind in "iu":
+        names = info.class_labels
+        return [names[i] if 0 <= i < len(names) else str(i) for i in labels.ravel().tolist()]
+    return [v.decode() if isinstance(v, bytes) else v for v in labels.ravel().tolist()]
 
 
 def batch_outputs_json(backend: Backend, outputs: dict[str, Array],
@@ -51,17 +52,11 @@ def batch_outputs_json(backend: Backend, outputs: dict[str, Array],
                  for k, a in outputs.items()})})
             offset += n
         return out
-    labels = outputs[info.label_output].ravel()
+    label = label_names(info, outputs[info.label_output])
     scores = outputs[info.scores_output]
-    if len(labels) != total or len(scores) != total:
-        raise ValueError(f"batch of {total} rows answered with {len(labels)} labels and "
+    if len(label) != total or len(scores) != total:
+        raise ValueError(f"batch of {total} rows answered with {len(label)} labels and "
                          f"{len(scores)} score rows")
-    if labels.dtype.kind in "iu":
-        names = info.class_labels
-        label: list[Any] = [names[i] if 0 <= i < len(names) else str(i)
-                            for i in labels.tolist()]
-    else:
-        label = [v.decode() if isinstance(v, bytes) else v for v in labels.tolist()]
     for n in rows:
         out.append({"label": label[offset:offset + n], "scores": scores[offset:offset + n],
                     "classes": info.class_labels})
@@ -81,28 +76,14 @@ class PendingRecord:
         if waiting == 0:
             sink.submit(record)
 
-    def resolve_output(self, slot: int, status: Status, latency_s: float,
-                       output: dict[str, Any]) -> None:
-        """Like ``resolve`` with the output already in its JSON form."""
-        entry = self.record["predictions"][slot]
-        entry["status"] = status
-        entry["latency_ms"] = round(latency_s * 1000, 4)
-        entry["output"] = output
-        self.waiting -= 1
-        if self.waiting == 0:
-            self.sink.submit(self.record)
-
-    def resolve(self, slot: int, backend: Backend, status: Status, latency_s: float | None,
-                error: str | None = None, outputs: dict[str, Array] | None = None) -> None:
+    def resolve(self, slot: int, status: Status, latency_s: float | None,
+                error: str | None = None, output: dict[str, Any] | None = None) -> None:
+        """Fill in one shadow's entry; the last one hands the record to the sink."""
         entry = self.record["predictions"][slot]
         entry["status"] = status
         entry["latency_ms"] = None if latency_s is None else round(latency_s * 1000, 4)
         entry["error"] = error
-        if outputs is not None:
-            try:
-                entry["output"] = output_json(backend, outputs)
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                entry["status"], entry["error"] = "error", f"unreadable output: {exc!r}"
+        entry["output"] = output
         self.waiting -= 1
         if self.waiting == 0:
             self.sink.submit(self.record)
