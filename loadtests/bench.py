@@ -2,6 +2,7 @@
 
     python loadtests/bench.py [--duration 5] [--concurrency 1,16,64]
                               [--setups floor,v2,predict,full-v2,full-predict]
+    python loadtests/bench.py --rate 2000,4000,6000 [--connections 64]   # open loop
 
 Every server needed is started once (free port, readiness polled with a deadline) and
 stopped by PID at the end. For each concurrency the setups run back to back, ``--rounds``
@@ -32,6 +33,7 @@ from types import FrameType
 from typing import get_args
 
 import loadgen
+import paced
 import pygen
 import report
 import servers
@@ -48,6 +50,9 @@ RUNNERS: dict[GeneratorName, Callable[[LoadSpec], LoadResult]] = {
     "wrk": wrkgen.run,
     "python": pygen.run,
 }
+
+
+Load = tuple[int, float]  # (connections, offered requests/s; 0.0: closed loop)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds a server may take to become ready")
     parser.add_argument("--rows", type=_positive, default=workloads.DEFAULT_ROWS,
                         help="distinct sample rows cycled through")
+    parser.add_argument("--rate", type=_ints, default=None,
+                        help="open loop instead: offer these requests/s (comma-separated) to "
+                             "every setup, over --connections connections (paced.py)")
+    parser.add_argument("--connections", type=_positive, default=64,
+                        help="connection pool of the open-loop generator")
     return parser.parse_args(argv)
 
 
@@ -138,20 +148,23 @@ def smoke(server: Server, workload: workloads.Workload) -> Failure | None:
     return None
 
 
-def measure(setup: Setup, server: Server, workload: workloads.Workload, concurrency: int,
+def measure(setup: Setup, server: Server, workload: workloads.Workload, load: Load,
             round_: int, args: argparse.Namespace, generator: GeneratorName) -> Cell:
     """One cell, with the CPU of the generator, of the server and of everything else."""
-    spec = LoadSpec(servers.HOST, server.port, workload, concurrency, args.duration, args.warmup)
+    concurrency, rate = load
+    spec = LoadSpec(servers.HOST, server.port, workload, concurrency, args.duration, args.warmup,
+                    rate=rate)
     dropped_before = dropped(server)
     server_before, machine_before = servers.cpu_seconds(server.pid), servers.machine_busy_seconds()
     started = time.monotonic()
-    result = RUNNERS[generator](spec)
+    result = paced.run(spec) if rate else RUNNERS[generator](spec)
     wall = time.monotonic() - started
     server_cpu = servers.cpu_seconds(server.pid) - server_before
     machine_cpu = servers.machine_busy_seconds() - machine_before
     background = max(0.0, machine_cpu - server_cpu - result.generator_cpu_s)
     return Cell(
-        setup=setup.name, concurrency=concurrency, round=round_, generator=generator,
+        setup=setup.name, concurrency=concurrency, round=round_,
+        generator="python-paced" if rate else generator, rate=rate,
         requests=result.requests, rps=result.rps, p50_ms=result.p50_ms, p99_ms=result.p99_ms,
         non_2xx=result.non_2xx, socket_errors=result.socket_errors,
         generator_cpu_pct=100 * result.generator_cpu_s / wall,
@@ -192,34 +205,37 @@ def run_matrix(chosen: Sequence[Setup], running: dict[str, Server], cells: list[
                                                              loads[setup.name])
         if failure is not None:
             failures[setup.name] = failure
-    for concurrency in args.concurrency:
+    plan: list[Load] = ([(args.connections, float(r)) for r in args.rate] if args.rate
+                        else [(c, 0.0) for c in args.concurrency])
+    for load in plan:
         for round_ in range(args.rounds):
             order = chosen if round_ % 2 == 0 else list(reversed(chosen))
             for setup in order:
                 if setup.name in failures:
                     continue
-                cell = _cell(setup, running, loads[setup.name], concurrency, round_, args,
+                cell = _cell(setup, running, loads[setup.name], load, round_, args,
                              generator, failures)
                 if cell is not None:
                     cells.append(cell)
 
 
 def _cell(setup: Setup, running: dict[str, Server], workload: workloads.Workload,
-          concurrency: int, round_: int, args: argparse.Namespace, generator: GeneratorName,
+          load: Load, round_: int, args: argparse.Namespace, generator: GeneratorName,
           failures: dict[str, Failure]) -> Cell | None:
     server = running[setup.server]
     if not server.alive():
         failures[setup.name] = _died(server)
         return None
     try:
-        cell = measure(setup, server, workload, concurrency, round_, args, generator)
+        cell = measure(setup, server, workload, load, round_, args, generator)
     except (wrkgen.WrkError, subprocess.TimeoutExpired, OSError) as exc:
         failures[setup.name] = Failure(f"load generator failed: {exc}", server.tail())
         return None
     if not server.alive():
         failures[setup.name] = _died(server)
         return None
-    _progress(f"c={concurrency:<3} round {round_}  {setup.name:<13} {cell.rps:8.0f} req/s  "
+    where = f"@{load[1]:.0f}/s" if load[1] else f"c={load[0]}"
+    _progress(f"{where:<8} round {round_}  {setup.name:<13} {cell.rps:8.0f} req/s  "
               f"p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:6.2f} ms  errors {cell.errors}  "
               f"dropped {cell.dropped}  "
               f"cpu% gen {cell.generator_cpu_pct:.0f} srv {cell.server_cpu_pct:.0f} "
@@ -302,8 +318,9 @@ def finish(out: Path, info: dict[str, object], args: argparse.Namespace, cells: 
            failures: dict[str, Failure]) -> None:
     """Print the table and the failures, and write the JSON results."""
     rows = report.summarise(cells, args.pick, setups.BASELINE)
+    same = "offered rate (open loop)" if args.rate else "concurrency"
     print(f"\n{args.pick} of {args.rounds} round(s), {args.duration:g}s each after "
-          f"{args.warmup:g}s warm-up; ratios against {setups.BASELINE} at the same concurrency")
+          f"{args.warmup:g}s warm-up; ratios against {setups.BASELINE} at the same {same}")
     print(report.table(rows, {n: f.message for n, f in failures.items()}, args.setups))
     _print_failures(failures)
     write_json(out, info, args, cells, rows, failures)

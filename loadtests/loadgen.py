@@ -15,7 +15,12 @@ GeneratorChoice = Literal["auto", "wrk", "python"]
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """One measured cell: ``concurrency`` keep-alive connections, warm-up then measure."""
+    """One measured cell: ``concurrency`` keep-alive connections, warm-up then measure.
+
+    Closed loop (``rate`` 0): each connection sends its next request when the last is answered.
+    Open loop (``rate`` > 0): requests fall due at ``rate`` per second whatever the server does,
+    and go out on whichever connection is idle.
+    """
 
     host: str
     port: int
@@ -24,6 +29,7 @@ class LoadSpec:
     duration_s: float
     warmup_s: float
     timeout_s: float = 5.0
+    rate: float = 0.0  # requests/s offered open-loop (paced.py); 0: closed loop, one in flight
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        frame = _response_end(self.buffer)
+        frame = response_end(self.buffer)
         if frame is None:
             return
         done_ns = time.perf_counter_ns()
@@ -82,7 +82,7 @@ class Connection(asyncio.Protocol):
         self.transport.write(self.next_request())
 
 
-def _response_end(buffer: bytearray) -> int | None:
+def response_end(buffer: bytearray) -> int | None:
     """Offset just past the first complete response in ``buffer``, or None if incomplete."""
     head_end = buffer.find(b"\r\n\r\n")
     if head_end < 0:
@@ -100,7 +100,7 @@ def _response_end(buffer: bytearray) -> int | None:
     return head_end + 4  # no body (e.g. 204)
 
 
-def _cycler(requests: list[bytes]) -> Callable[[], bytes]:
+def cycler(requests: list[bytes]) -> Callable[[], bytes]:
     position = -1
 
     def next_request() -> bytes:
@@ -141,7 +141,7 @@ async def _measure(spec: LoadSpec) -> Tally:
     now = time.perf_counter_ns()
     start = now + int(spec.warmup_s * NS_PER_S)
     tally = Tally(start, start + int(spec.duration_s * NS_PER_S))
-    next_request = _cycler(requests)
+    next_request = cycler(requests)
     drivers = [_drive(spec, next_request, tally) for _ in range(spec.concurrency)]
     await asyncio.gather(*drivers)
     return tally

@@ -1,4 +1,7 @@
-"""Summarise the measured cells: one row per (setup, concurrency), ratios to the floor, targets.
+"""Summarise the measured cells: one row per (setup, load), ratios to the floor, targets.
+
+A load is a concurrency (closed loop) or an offered rate (open loop, ``rate`` > 0). The
+issue's targets are closed-loop bars; open-loop rows compare latency at equal traffic.
 
 With several rounds per cell, ``best`` keeps each metric's best value (highest requests/s,
 lowest p50 and p99: background noise only ever makes them worse); ``median`` keeps medians.
@@ -48,6 +51,7 @@ class Cell:
     server_cpu_pct: float
     background_cpu_pct: float
     dropped: int = 0  # shadow jobs and log records the gateway dropped during the cell
+    rate: float = 0.0  # offered requests/s (open loop); 0: closed loop
 
     @property
     def errors(self) -> int:
@@ -56,10 +60,11 @@ class Cell:
 
 @dataclass(frozen=True)
 class Row:
-    """The summary of one (setup, concurrency) over its rounds."""
+    """The summary of one (setup, load) over its rounds."""
 
     setup: str
     concurrency: int
+    rate: float
     rounds: int
     rps: float
     p50_ms: float
@@ -75,11 +80,12 @@ class Row:
 
 
 def summarise(cells: Sequence[Cell], pick: Pick, baseline: str) -> list[Row]:
-    groups: dict[tuple[str, int], list[Cell]] = {}
+    groups: dict[tuple[str, int, float], list[Cell]] = {}
     for cell in cells:
-        groups.setdefault((cell.setup, cell.concurrency), []).append(cell)
+        groups.setdefault((cell.setup, cell.concurrency, cell.rate), []).append(cell)
     rows = {key: _row(group, pick) for key, group in groups.items()}
-    return [_compare(row, rows.get((baseline, row.concurrency))) for row in rows.values()]
+    return [_compare(row, rows.get((baseline, row.concurrency, row.rate)))
+            for row in rows.values()]
 
 
 def _row(cells: list[Cell], pick: Pick) -> Row:
@@ -88,6 +94,7 @@ def _row(cells: list[Cell], pick: Pick) -> Row:
     return Row(
         setup=cells[0].setup,
         concurrency=cells[0].concurrency,
+        rate=cells[0].rate,
         rounds=len(cells),
         rps=high(c.rps for c in cells),
         p50_ms=low(c.p50_ms for c in cells),
@@ -110,7 +117,7 @@ def _compare(row: Row, floor: Row | None) -> Row:
 
 def _verdict(row: Row, rps_ratio: float, p99_ratio: float) -> str:
     target = TARGETS.get(row.setup)
-    if target is None or row.concurrency not in TARGET_CONCURRENCIES:
+    if target is None or row.rate or row.concurrency not in TARGET_CONCURRENCIES:
         return ""
     min_rps, max_p99 = target
     ok = (row.errors == 0 and row.dropped == 0 and rps_ratio >= min_rps
@@ -119,17 +126,17 @@ def _verdict(row: Row, rps_ratio: float, p99_ratio: float) -> str:
 
 
 COLUMNS = (
-    ("setup", 14), ("conc", 5), ("req/s", 9), ("p50 ms", 8), ("p99 ms", 8), ("errors", 7),
-    ("dropped", 8), ("rps/floor", 10), ("p99/floor", 10), ("gen cpu%", 9), ("srv cpu%", 9),
-    ("bg cpu%", 8), ("target", 7),
+    ("setup", 14), ("conc", 5), ("offered", 8), ("req/s", 9), ("p50 ms", 8), ("p99 ms", 8),
+    ("errors", 7), ("dropped", 8), ("rps/floor", 10), ("p99/floor", 10), ("gen cpu%", 9),
+    ("srv cpu%", 9), ("bg cpu%", 8), ("target", 7),
 )
 
 
 def table(rows: Sequence[Row], failed: dict[str, str], order: Sequence[str]) -> str:
-    """Rows grouped by concurrency, setups in ``order``; failed setups get one line."""
+    """Rows grouped by load, setups in ``order``; failed setups get one line."""
     lines = ["  ".join(name.rjust(width) for name, width in COLUMNS)]
-    for concurrency in sorted({row.concurrency for row in rows}):
-        by_setup = {row.setup: row for row in rows if row.concurrency == concurrency}
+    for load in sorted({(row.rate, row.concurrency) for row in rows}):
+        by_setup = {row.setup: row for row in rows if (row.rate, row.concurrency) == load}
         lines += [_line(by_setup[name]) for name in order if name in by_setup]
     lines += [f"{name.rjust(COLUMNS[0][1])}  FAILED: {why}" for name, why in failed.items()]
     return "\n".join(lines)
@@ -137,7 +144,8 @@ def table(rows: Sequence[Row], failed: dict[str, str], order: Sequence[str]) -> 
 
 def _line(row: Row) -> str:
     values = (
-        row.setup, str(row.concurrency), f"{row.rps:.0f}", _num(row.p50_ms), _num(row.p99_ms),
+        row.setup, str(row.concurrency), f"{row.rate:.0f}" if row.rate else "-",
+        f"{row.rps:.0f}", _num(row.p50_ms), _num(row.p99_ms),
         str(row.errors), str(row.dropped), _ratio(row.rps_ratio), _ratio(row.p99_ratio),
         f"{row.generator_cpu_pct:.0f}", f"{row.server_cpu_pct:.0f}",
         f"{row.background_cpu_pct:.0f}", row.target,

@@ -37,6 +37,8 @@ class Setup:
 SETUPS = (
     Setup("floor", "floor", "/infer", "v2", False, "starlette + orjson + ORT, nothing else"),
     Setup("floor-b", "floor-b", "/infer", "v2", False, "a second floor process (A/A noise)"),
+    Setup("http-only", "http-only", "/infer", "v2", False,
+          "uvicorn + a raw ASGI app that answers a fixed body: the HTTP stack alone"),
     Setup("v2", "gateway-champion", "/v2/models/breast-cancer/infer", "v2", False,
           "gateway, champion only, V2 protocol"),
     Setup("predict", "gateway-champion", "/predict", "predict", False,
@@ -45,6 +47,10 @@ SETUPS = (
           "gateway, 2 shadows at 100% + 10% canary, V2"),
     Setup("full-predict", "gateway-full", "/predict", "predict", True,
           "gateway, 2 shadows at 100% + 10% canary, simple JSON"),
+    Setup("v2-nolog", "gateway-champion-nolog", "/v2/models/breast-cancer/infer", "v2", False,
+          "as v2 with SHADOWGATE_LOG=off: the request path without paired records"),
+    Setup("full-v2-nolog", "gateway-full-nolog", "/v2/models/breast-cancer/infer", "v2", True,
+          "as full-v2 with SHADOWGATE_LOG=off: shadows and canary without paired records"),
 )
 
 
@@ -56,25 +62,29 @@ def find(name: str) -> Setup:
     raise SystemExit(f"unknown setup {name!r} (known: {known})")
 
 
-def _floor(name: str) -> ServerSpec:
-    argv = (sys.executable, str(LOADTESTS / "floor.py"), "--host", "127.0.0.1", "--port", "{port}")
+def _floor(name: str, *extra: str) -> ServerSpec:
+    argv = (sys.executable, str(LOADTESTS / "floor.py"), "--host", "127.0.0.1", "--port", "{port}",
+            *extra)
     return ServerSpec(name, argv, "/health")
 
 
-def _gateway(name: str, config: str) -> ServerSpec:
+def _gateway(name: str, config: str, log: bool = True) -> ServerSpec:
     argv = (
         sys.executable, "-m", "gateway", "serve", "--config", str(CONFIGS / config),
         "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
     )
-    return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV)
+    env = {} if log else {"SHADOWGATE_LOG": "off"}
+    return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV, env=env)
 
 
 def server_spec(name: str) -> ServerSpec:
     """The launch recipe of a server named in ``Setup.server``."""
     if name.startswith("floor"):
         return _floor(name)
-    if name == "gateway-champion":
-        return _gateway(name, "champion.yaml")
-    if name == "gateway-full":
-        return _gateway(name, "full.yaml")
+    if name == "http-only":
+        return _floor(name, "--empty")
+    config = {"champion": "champion.yaml", "full": "full.yaml"}.get(
+        name.removeprefix("gateway-").removesuffix("-nolog"))
+    if name.startswith("gateway-") and config is not None:
+        return _gateway(name, config, log=not name.endswith("-nolog"))
     raise ValueError(f"no server named {name!r}")
