@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.predlog.record import Role, Variant
 from gateway.traffic.hashing import BUCKETS, bucket_of, key_digest
@@ -30,6 +30,13 @@ class CanaryPlan:
     hi: int  # one past the last bucket owned
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowCall:
+    model: str
+    role: Role
+    timeout_s: float
+
+
 @dataclass(frozen=True)
 class DeploymentPlan:
     """One deployment's routing, resolved to model refs."""
@@ -40,6 +47,18 @@ class DeploymentPlan:
     canaries: tuple[CanaryPlan, ...]
     shadows: tuple[ShadowPlan, ...]
     champion_timeout_s: float = 1.0
+    # Shadow calls when every shadow samples 100% (the usual case), built once: (answered by
+    # the champion, answered by a canary). None: sampling is drawn per request.
+    always: tuple[tuple[ShadowCall, ...], tuple[ShadowCall, ...]] | None = field(
+        init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        always = None
+        if all(s.sample_percent >= 100 for s in self.shadows):
+            calls = tuple(ShadowCall(s.model, "shadow", s.timeout_s) for s in self.shadows)
+            champion = ShadowCall(self.champion, "champion", self.champion_timeout_s)
+            always = (calls, (champion, *calls))
+        object.__setattr__(self, "always", always)
 
     @classmethod
     def build(cls, name: str, salt: str, champion: str,
@@ -51,13 +70,6 @@ class DeploymentPlan:
             plans.append(CanaryPlan(model, start, start + width))
             start += width
         return cls(name, salt, champion, tuple(plans), shadows, champion_timeout_s)
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowCall:
-    model: str
-    role: Role
-    timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +97,11 @@ def route(plan: DeploymentPlan, key: str | None, forced: str | None = None,
             if canary.lo <= bucket < canary.hi:
                 primary = canary.model
                 break
+    variant: Variant = "champion" if primary == plan.champion else "canary"
+    if plan.always is not None:
+        return Route(variant, primary, bucket, key_hash, plan.always[variant == "canary"])
     shadows: list[ShadowCall] = []
-    variant: Variant = "champion"
-    if primary != plan.champion:
-        variant = "canary"
+    if variant == "canary":
         shadows.append(ShadowCall(plan.champion, "champion", plan.champion_timeout_s))
     for shadow in plan.shadows:
         if shadow.sample_percent >= 100 or rand() * 100 < shadow.sample_percent:

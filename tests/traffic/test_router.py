@@ -49,6 +49,20 @@ def test_canary_request_runs_champion_as_shadow() -> None:
     assert [(s.model, s.role) for s in r.shadows] == [("champ:1", "champion"), ("s1:1", "shadow")]
 
 
+def test_shadows_at_100_percent_go_with_every_request_of_either_variant() -> None:
+    shadows = (ShadowPlan("s1:1", 100, 1.0), ShadowPlan("s2:1", 100, 2.0))
+    p = plan(50, shadows)
+    routes = [route(p, f"user-{i}") for i in range(200)]
+    for variant, expected in (
+        ("champion", [("s1:1", "shadow", 1.0), ("s2:1", "shadow", 2.0)]),
+        ("canary", [("champ:1", "champion", 1.0), ("s1:1", "shadow", 1.0),
+                    ("s2:1", "shadow", 2.0)]),
+    ):
+        seen = [[(s.model, s.role, s.timeout_s) for s in r.shadows]
+                for r in routes if r.variant == variant]
+        assert seen and all(calls == expected for calls in seen), variant
+
+
 def test_sampling_percent_is_respected() -> None:
     rng = random.Random(7)
     p = plan(0, (ShadowPlan("s:1", 25, 1.0),))
