@@ -45,7 +45,7 @@ from loadgen import LoadResult, LoadSpec  # noqa: E402
 
 from gateway.metrics import Metrics  # noqa: E402
 from gateway.predlog import keys, redisconn  # noqa: E402
-from gateway.predlog.record import PairedRecord, decode  # noqa: E402
+from gateway.predlog.record import PairedRecord, Prediction, decode  # noqa: E402
 from gateway.predlog.spool import Spool  # noqa: E402
 from gateway.predlog.writer import LogWriter  # noqa: E402
 from tests.redis_fixture import RedisServer, available_binaries  # noqa: E402
@@ -55,13 +55,14 @@ P99_SLACK = 1.10
 
 
 def record(i: int) -> PairedRecord:
-    pred = {"role": "shadow", "model": "m", "version": "1", "served": False, "status": "ok",
-            "latency_ms": 0.2, "error": None,
-            "output": {"label": ["benign"], "scores": [[0.1, 0.9]], "classes": ["a", "b"]}}
+    output = {"label": ["benign"], "scores": [[0.1, 0.9]], "classes": ["a", "b"]}
+    pred: Prediction = {"role": "shadow", "model": "m", "version": "1", "served": False,
+                        "status": "ok", "latency_ms": 0.2, "error": None, "output": output}
+    champion: Prediction = {**pred, "role": "champion", "served": True}
     return PairedRecord(
         v=1, request_id=f"bench-{i}", ts=time.time(), deployment="bench", revision="r",
         key_hash=None, bucket=i % 10_000, variant="champion", rows=1,
-        predictions=[{**pred, "role": "champion", "served": True}, pred, pred],  # type: ignore[list-item]
+        predictions=[champion, pred, pred],
         inputs={"input": {"datatype": "FP32", "shape": [1, 30], "data": [0.123456] * 30}})
 
 
@@ -117,7 +118,8 @@ def gateway(redis_url: str) -> Iterator[tuple[str, int]]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"gateway did not start: {proc.stderr.read()!r}") from None
+                    err = proc.stderr.read() if proc.stderr is not None else b""
+                    raise SystemExit(f"gateway did not start: {err!r}") from None
                 time.sleep(0.05)
         yield url, port
     finally:
@@ -137,7 +139,8 @@ def load(port: int, concurrency: int, seconds: float, warmup: float = 0.0) -> Lo
 
 def stream_ids(redis_url: str) -> list[str]:
     client = redis.Redis.from_url(redis_url)
-    return [decode(f[b"r"])["request_id"] for _, f in client.xrange(keys.pairs("breast-cancer"))]
+    entries = client.xrange(keys.pairs("breast-cancer")) or []
+    return [decode((fields or {})[b"r"])["request_id"] for _, fields in entries]
 
 
 def gateway_at_peak(redis_url: str, duration: int) -> dict[str, float]:
