@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from loadgen import LoadResult, LoadSpec, percentile
-from pygen import LOOP_FACTORY, NS_PER_MS, NS_PER_S, Tally, cycler, response_end
+from loadgen import LoadResult, LoadSpec
+from pygen import LOOP_FACTORY, NS_PER_S, Tally, cycler, response_end, result
 
 TICK_S = 0.001  # uvloop timers have millisecond resolution: a shorter sleep would spin
 
@@ -136,15 +136,4 @@ def run(spec: LoadSpec) -> LoadResult:
     cpu_before = time.process_time()
     with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         tally = runner.run(_measure(spec))
-    latencies = sorted(tally.latencies_ns)
-    ok = sum(n for status, n in tally.statuses.items() if 200 <= status < 300)
-    return LoadResult(
-        generator="python",
-        requests=len(latencies),
-        elapsed_s=(tally.window_end_ns - tally.window_start_ns) / NS_PER_S,
-        p50_ms=percentile(latencies, 50) / NS_PER_MS,
-        p99_ms=percentile(latencies, 99) / NS_PER_MS,
-        non_2xx=len(latencies) - ok,
-        socket_errors=tally.socket_errors,
-        generator_cpu_s=time.process_time() - cpu_before,
-    )
+    return result(tally, time.process_time() - cpu_before)

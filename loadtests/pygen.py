@@ -152,7 +152,11 @@ def run(spec: LoadSpec) -> LoadResult:
     cpu_before = time.process_time()
     with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         tally = runner.run(_measure(spec))
-    cpu_s = time.process_time() - cpu_before
+    return result(tally, time.process_time() - cpu_before)
+
+
+def result(tally: Tally, cpu_s: float) -> LoadResult:
+    """What a measured window saw, as a LoadResult (shared with the open-loop generator)."""
     latencies = sorted(tally.latencies_ns)
     ok = sum(n for status, n in tally.statuses.items() if 200 <= status < 300)
     return LoadResult(
