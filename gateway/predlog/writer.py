@@ -94,6 +94,7 @@ class LogWriter:
         self._skew_ms = 0.0  # Redis clock minus ours, measured by each probe
         self._up = True
         self._wake = asyncio.Event()
+        self._filled = asyncio.Event()  # a full batch is queued: the linger ends early
         self._stop = asyncio.Event()
         self._closed = False
         self._run_task: asyncio.Task[None] | None = None
@@ -114,6 +115,8 @@ class LogWriter:
             self._submitted += 1
             if not self._wake.is_set():
                 self._wake.set()
+            if len(self._queue) >= self._batch_size:
+                self._filled.set()
         except Exception:  # the request path must not fail because of the log
             log.exception("predlog: submit failed")
 
@@ -129,7 +132,7 @@ class LogWriter:
 
     async def run_once(self) -> int:
         """Write up to ``batch_size`` queued records, waiting at most ``flush_interval`` for one
-        and then ``linger`` for the batch to fill."""
+        and then at most ``linger`` for the batch to fill."""
         if not self._queue:
             self._wake.clear()
             try:
@@ -138,7 +141,12 @@ class LogWriter:
             except TimeoutError:
                 return 0
         if self._linger > 0 and len(self._queue) < self._batch_size and not self._stop.is_set():
-            await asyncio.sleep(self._linger)
+            self._filled.clear()
+            try:
+                async with asyncio.timeout(self._linger):
+                    await self._filled.wait()
+            except TimeoutError:
+                pass
         records = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_size))]
         self._metrics.log_queue_depth.set(len(self._queue))
         await self._deliver(self._encode(records))
@@ -172,6 +180,7 @@ class LogWriter:
         """Ask ``run`` to return after its current step."""
         self._stop.set()
         self._wake.set()
+        self._filled.set()
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop the loop; drain the queue to Redis or, when down or past ``timeout``, the spool."""

@@ -204,8 +204,9 @@ async def test_records_that_arrive_during_the_linger_join_the_batch(
     redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
     # Moderate traffic: records trickle in one per loop iteration. Without a linger the writer
-    # would send the first alone as soon as it wakes; with one, they share one Redis call.
-    writer = LogWriter(redis, spool, metrics, linger=0.2, flush_interval=1.0)
+    # would send the first alone as soon as it wakes; with one, they share one Redis call,
+    # sent as soon as the batch is full (not after the whole linger).
+    writer = LogWriter(redis, spool, metrics, batch_size=4, linger=60.0, flush_interval=60.0)
     step = asyncio.create_task(writer.run_once())
     writer.submit(record(0))
     for i in range(1, 4):
@@ -213,7 +214,7 @@ async def test_records_that_arrive_during_the_linger_join_the_batch(
             await asyncio.sleep(0)  # the writer has woken and is lingering
         assert not step.done()
         writer.submit(record(i))
-    assert await step == 4
+    assert await asyncio.wait_for(step, DEADLINE) == 4
     assert await request_ids(redis) == [f"req-{i}" for i in range(4)]
 
 
@@ -224,6 +225,17 @@ async def test_a_full_batch_is_written_without_lingering(
     for i in range(8):
         writer.submit(record(i))
     assert await asyncio.wait_for(writer.run_once(), DEADLINE) == 8
+
+
+async def test_stop_ends_the_linger(redis: Redis, spool: Spool, metrics: Metrics) -> None:
+    writer = LogWriter(redis, spool, metrics, linger=60.0, flush_interval=60.0)
+    step = asyncio.create_task(writer.run_once())
+    writer.submit(record(0))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not step.done()
+    writer.stop()
+    assert await asyncio.wait_for(step, DEADLINE) == 1
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
