@@ -20,10 +20,10 @@ from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from gateway.backends.registry import load_models
+from gateway.config.load import LoadedConfig, load
 from gateway.metrics import Metrics
 from gateway.predlog.setup import PredictionLog, open_prediction_log
 from gateway.predlog.sink import RecordSink
-from gateway.rollout.load import LoadedConfig, load
 from gateway.runtime import Runtime
 from gateway.service import Service
 from gateway.settings import Settings

@@ -46,7 +46,7 @@ def cmd_validate(path: Path, load_models: bool) -> int:
     import asyncio
 
     from gateway.backends.registry import load_models as load
-    from gateway.rollout.load import load as load_config
+    from gateway.config.load import load as load_config
 
     try:
         loaded = load_config(path)

@@ -1,7 +1,7 @@
 """Process settings from CLI flags and ``SHADOWGATE_*`` environment variables.
 
 Flags win over the environment, which wins over the defaults. The deployment config file
-(models, deployments, rollout) is separate: see gateway/rollout/config.py.
+(models, deployments, rollout) is separate: see gateway/config/schema.py.
 """
 
 from __future__ import annotations

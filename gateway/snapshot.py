@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from gateway.backends.base import Backend
 from gateway.backends.registry import ModelSet
+from gateway.config.load import LoadedConfig, resolve_ref
+from gateway.config.schema import DeploymentSpec
 from gateway.metrics import Metrics, ModelMetrics
-from gateway.rollout.config import DeploymentSpec
-from gateway.rollout.load import LoadedConfig, resolve_ref
 from gateway.traffic.router import DeploymentPlan, ShadowPlan
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.backends.base import ClassifierInfo, Signature, TensorSpec
+from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec
 
 SIGNATURE = Signature(
     inputs=(TensorSpec("input", "FP32", (-1, 30)),),

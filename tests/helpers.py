@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.config.load import LoadedConfig, validate
 from gateway.metrics import Metrics
 from gateway.predlog.sink import MemorySink
-from gateway.rollout.load import LoadedConfig, validate
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

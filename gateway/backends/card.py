@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from gateway.backends.base import ClassifierInfo, TensorSpec
 from gateway.errors import ConfigError
+from gateway.protocol.signature import ClassifierInfo, TensorSpec
 
 CARD_FILE = "card.json"
 

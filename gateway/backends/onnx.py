@@ -22,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 
-from gateway.backends.base import ClassifierInfo, Signature, TensorSpec
 from gateway.backends.card import CARD_FILE, ModelCard, load_card, sha256_of
 from gateway.errors import ConfigError
+from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec
 from gateway.protocol.tensors import DTYPES, Array
 
 log = logging.getLogger(__name__)

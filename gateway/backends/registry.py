@@ -12,8 +12,8 @@ from gateway.backends.base import Backend
 from gateway.backends.custom import load_custom
 from gateway.backends.onnx import OnnxBackend
 from gateway.backends.remote import RemoteBackend
+from gateway.config.load import LoadedConfig
 from gateway.errors import ConfigError, NotFound
-from gateway.rollout.load import LoadedConfig
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import httpx
 import numpy as np
 import orjson
 
-from gateway.backends.base import ClassifierInfo, Signature, TensorSpec
+from gateway.config.schema import RemoteSpec
 from gateway.errors import BadGateway, ConfigError, GatewayTimeout
+from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec
 from gateway.protocol.tensors import DTYPES, Array
 from gateway.protocol.v2 import tensor_json
-from gateway.rollout.config import RemoteSpec
 
 
 def _specs(raw: Any) -> tuple[TensorSpec, ...]:

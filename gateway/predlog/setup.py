@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config.load import LoadedConfig
 from gateway.metrics import Metrics
 from gateway.predlog import redisconn
 from gateway.predlog.embedded import EmbeddedRedis
 from gateway.predlog.sink import MemorySink, RecordSink
 from gateway.predlog.spool import Spool
 from gateway.predlog.writer import LogWriter, Retention
-from gateway.rollout.load import LoadedConfig
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

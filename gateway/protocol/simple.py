@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.backends.base import ClassifierInfo
 from gateway.errors import BadRequest, InvalidInput
+from gateway.protocol.signature import ClassifierInfo
 from gateway.protocol.tensors import Array
 from gateway.protocol.v2 import to_array
 

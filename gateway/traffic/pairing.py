@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.backends.base import Backend, ClassifierInfo
+from gateway.backends.base import Backend
 from gateway.predlog.record import PairedRecord, Prediction, Status, Variant
 from gateway.predlog.sink import RecordSink
+from gateway.protocol.signature import ClassifierInfo
 from gateway.protocol.tensors import Array, datatype_of
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from gateway.backends.base import Signature, TensorSpec
 from gateway.backends.onnx import INLINE_LIMIT_S, OnnxBackend
 from gateway.errors import InvalidInput
+from gateway.protocol.signature import Signature, TensorSpec
 from tests.helpers import MODEL_NAMES, MODELS
 
 ROWS = np.random.default_rng(7).normal(10, 3, size=(9, 30)).astype(np.float32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.backends.base import ClassifierInfo
 from gateway.errors import BadRequest, InvalidInput
+from gateway.protocol.signature import ClassifierInfo
 from gateway.protocol.simple import predictions, rows_array
 
 FEATURES = ("a", "b", "c")

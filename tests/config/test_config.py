@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.config.load import key_path, load, resolve_ref, validate
 from gateway.errors import ConfigError
-from gateway.rollout.load import key_path, load, resolve_ref, validate
 from tests.helpers import ROOT, config
 
 MODELS2 = [{"name": "bc-logreg", "version": "1"}, {"name": "bc-gbt", "version": "1"}]

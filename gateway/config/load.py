@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.config.schema import Config, DeploymentSpec, ModelSpec
 from gateway.errors import ConfigError
-from gateway.rollout.config import Config, DeploymentSpec, ModelSpec
 
 
 @dataclass(frozen=True)
