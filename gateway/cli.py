@@ -104,7 +104,7 @@ def cmd_serve(settings: Settings) -> int:
         else:
             from gateway.app import create_app
 
-            uvicorn.run(create_app(settings), **kwargs)  # type: ignore[arg-type]
+            uvicorn.run(create_app(settings, tune_gc=True), **kwargs)  # type: ignore[arg-type]
     finally:
         if embedded is not None and embedded.owned:
             embedded.stop()

@@ -21,7 +21,6 @@ class GatewayError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.counted = False  # set once a metric has counted this failure
 
 
 class BadRequest(GatewayError):

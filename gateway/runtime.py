@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from redis.asyncio import Redis
 
 from gateway.metrics import InFlight, Metrics
 from gateway.service import Service
@@ -15,7 +16,7 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     service: Service
-    redis: Any = None  # redis.asyncio.Redis when the prediction log is on
+    redis: Redis | None = None  # when the prediction log is in Redis
     ready: bool = False
     in_flight: InFlight = field(init=False)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
 
 from gateway.backends.base import Backend
 from gateway.errors import BadRequest, GatewayError, InvalidInput, NotFound
@@ -26,13 +28,41 @@ from gateway.traffic.router import Route, route
 log = logging.getLogger(__name__)
 
 
+Target = Deployment | Backend
+
+
 @dataclass(slots=True)
 class Call:
-    """Per-request facts the web layer extracted."""
+    """Per-request facts from the transport: request id, sticky key, forced variant."""
 
     request_id: str
     routing_key: str | None = None
     forced: str | None = None
+
+
+def routing_call(target: Target, request_id: str, headers: Mapping[bytes, bytes],
+                 query_string: bytes, parameters: Mapping[str, Any] | None) -> Call:
+    """The sticky routing key (header, query parameter, then JSON field) and the forced
+    variant (only where the deployment allows forcing), from lower-cased header names."""
+    if not isinstance(target, Deployment):
+        return Call(request_id)
+    routing = target.spec.routing
+    key = None
+    if routing.header:
+        key = _header(headers, routing.header)
+    if key is None and routing.query and query_string:
+        values = parse_qs(query_string.decode("latin-1")).get(routing.query)
+        key = values[0] if values else None
+    if key is None and routing.json_field and parameters:
+        value = parameters.get(routing.json_field)
+        key = None if value is None else str(value)
+    forced = _header(headers, routing.force_header) if routing.allow_force else None
+    return Call(request_id, key or None, forced)
+
+
+def _header(headers: Mapping[bytes, bytes], name: str) -> str | None:
+    value = headers.get(name.encode())
+    return None if value is None else value.decode("latin-1")
 
 
 @dataclass(slots=True)
@@ -50,7 +80,11 @@ class ModelFailed(GatewayError):
 
 
 class Service:
-    """Serves requests against the current snapshot."""
+    """Serves requests against the current snapshot.
+
+    It resolves what a request names (``target``) and serves it (``infer``); every failure
+    from there on is counted here, once, under the model that was to answer.
+    """
 
     def __init__(self, snapshot: Snapshot, metrics: Metrics, sink: RecordSink,
                  workers: dict[str, ShadowWorker], clock: Callable[[], float] = time.time,
@@ -64,7 +98,7 @@ class Service:
         self._variant_counters = {(d, v): metrics.variant_requests.labels(d, v)
                                   for d in snapshot.deployments for v in ("champion", "canary")}
 
-    def target(self, name: str, version: str | None) -> Deployment | Backend:
+    def target(self, name: str, version: str | None) -> Target:
         """The deployment or concrete model a request names (raises NotFound)."""
         snap = self.snapshot
         dep = snap.deployments.get(name)
@@ -80,24 +114,28 @@ class Service:
                            f"{dep.champion.name}/versions/{dep.champion.version}")
         return dep
 
-    async def infer(self, name: str, version: str | None, request: InferenceRequest,
-                    call: Call, target: Deployment | Backend | None = None) -> Answer:
-        """Serve ``request``; ``target``: what ``self.target(name, version)`` returned, when
-        the caller already looked it up."""
-        if target is None:
-            target = self.target(name, version)
+    def failed(self, backend: Backend, exc: GatewayError) -> GatewayError:
+        """Count ``exc`` as a failed request of ``backend``; returns it for ``raise``."""
+        self.metrics.request_failure.labels(backend.name, backend.version, exc.code).inc()
+        return exc
+
+    async def infer(self, target: Target, request: InferenceRequest, call: Call) -> Answer:
+        """Serve ``request`` on what ``self.target`` resolved."""
         if isinstance(target, Deployment):
             return await self._deployment(target, request, call)
         outputs, _ = await self._predict(target, request)
-        return Answer(target, self._select(target, request, outputs))
+        return Answer(target, _select(request, outputs))
 
     async def _predict(self, backend: Backend, request: InferenceRequest
                        ) -> tuple[dict[str, Array], float]:
         mm = self.snapshot.model_metrics[f"{backend.name}:{backend.version}"]
         try:
-            backend.signature.validate(request.inputs, backend.name, request.finite)
-            if backend.signature.batchable and request.rows == 0:
+            signature = backend.signature
+            signature.validate(request.inputs, backend.name, request.finite)
+            if signature.batchable and request.rows == 0:
                 raise InvalidInput("inputs: the first dimension is 0; send at least one row")
+            if request.outputs is not None:
+                _check_outputs(backend, request.outputs)
             start = time.perf_counter()
             try:
                 outputs = await backend.infer(request.inputs)
@@ -108,40 +146,28 @@ class Service:
                 raise ModelFailed(f"model {backend.name}:{backend.version} failed: "
                                   f"{type(exc).__name__}: {exc}") from None
             elapsed = time.perf_counter() - start
+            if request.outputs is not None and not signature.output_names:
+                _check_outputs(backend, request.outputs, outputs)  # outputs known only now
         except GatewayError as exc:
-            self.metrics.request_failure.labels(backend.name, backend.version, exc.code).inc()
-            exc.counted = True
-            raise
+            raise self.failed(backend, exc) from None
         mm.compute.observe(elapsed)
         return outputs, elapsed
 
-    @staticmethod
-    def _select(backend: Backend, request: InferenceRequest,
-                outputs: dict[str, Array]) -> dict[str, Array]:
-        """The outputs the caller asked for (all by default)."""
-        if request.outputs is None:
-            return outputs
-        unknown = [n for n in request.outputs if n not in outputs]
-        if unknown:
-            raise BadRequest(f"outputs: unknown output(s) {unknown}; model "
-                             f"{backend.name!r} has {sorted(outputs)}")
-        return {n: outputs[n] for n in request.outputs}
-
     async def _deployment(self, dep: Deployment, request: InferenceRequest, call: Call) -> Answer:
         snap = self.snapshot
-        forced = call.forced if dep.spec.routing.allow_force else None
         try:
-            rt = route(dep.plan, call.routing_key, forced, self.rand)
+            rt = route(dep.plan, call.routing_key, call.forced, self.rand)
         except LookupError:
             names = [c.model for c in dep.plan.canaries]
-            raise BadRequest(f"header {dep.spec.routing.force_header}: expected 'champion', "
-                             f"'canary' or a canary model {names}, got {forced!r}") from None
+            raise self.failed(dep.champion, BadRequest(
+                f"header {dep.spec.routing.force_header}: expected 'champion', 'canary' or a "
+                f"canary model {names}, got {call.forced!r}")) from None
         backend = snap.models.by_ref[rt.primary]
         ts = self.clock()
         outputs, elapsed = await self._predict(backend, request)
         self._variant_counters[dep.spec.name, rt.variant].inc()
         self._pair(dep, rt, backend, request, call, ts, outputs, elapsed)
-        return Answer(backend, self._select(backend, request, outputs), rt.variant, dep)
+        return Answer(backend, _select(request, outputs), rt.variant, dep)
 
     def _pair(self, dep: Deployment, rt: Route, backend: Backend, request: InferenceRequest,
               call: Call, ts: float, outputs: dict[str, Array], elapsed: float) -> None:
@@ -171,3 +197,21 @@ class Service:
             checked = request.finite and (rt.primary, shadow.model) in same
             self.workers[shadow.model].submit(
                 Job(request.inputs, request.rows, pending, slot, shadow.timeout_s, checked))
+
+
+def _check_outputs(backend: Backend, wanted: list[str],
+                   outputs: Mapping[str, Array] | None = None) -> None:
+    """Refuse unknown output names before the model runs (no record for a refused request);
+    a model whose outputs are known only from its answer is checked against that."""
+    have = backend.signature.output_names if outputs is None else outputs.keys()
+    unknown = [n for n in wanted if n not in have]
+    if unknown:
+        raise BadRequest(f"outputs: unknown output(s) {unknown}; model {backend.name!r} has "
+                         f"{sorted(have)}")
+
+
+def _select(request: InferenceRequest, outputs: dict[str, Array]) -> dict[str, Array]:
+    """The outputs the caller asked for (all by default; names checked by _check_outputs)."""
+    if request.outputs is None:
+        return outputs
+    return {n: outputs[n] for n in request.outputs}

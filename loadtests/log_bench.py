@@ -46,8 +46,8 @@ from loadgen import LoadResult, LoadSpec  # noqa: E402
 from gateway.metrics import Metrics  # noqa: E402
 from gateway.predlog import keys, redisconn  # noqa: E402
 from gateway.predlog.record import PairedRecord, Prediction, decode  # noqa: E402
+from gateway.predlog.setup import running_log  # noqa: E402
 from gateway.predlog.spool import Spool  # noqa: E402
-from gateway.predlog.writer import LogWriter  # noqa: E402
 from tests.redis_fixture import RedisServer, available_binaries  # noqa: E402
 
 OUTAGE_CONCURRENCY = 16
@@ -71,19 +71,18 @@ async def writer_throughput(url: str, n: int) -> float:
     with tempfile.TemporaryDirectory() as spool_dir:
         spool = Spool(spool_dir, 1 << 30, metrics=metrics)
         client = redisconn.client(url)
-        writer = LogWriter(client, spool, metrics, queue_size=n + 1)
-        writer.start()
-        records = [record(i) for i in range(n)]
-        start = time.perf_counter()
-        for i in range(0, n, 1000):  # as a busy request path would: a burst per loop turn
-            for rec in records[i:i + 1000]:
-                writer.submit(rec)
-            await asyncio.sleep(0)
-        written = "shadowgate_predlog_records_written_total"
-        while (metrics.registry.get_sample_value(written) or 0) < n:  # noqa: ASYNC110 (polling a counter)
-            await asyncio.sleep(0.001)
-        elapsed = time.perf_counter() - start
-        await writer.close(5)
+        async with running_log(client, spool, metrics, queue_size=n + 1) as log:
+            assert log.writer is not None
+            records = [record(i) for i in range(n)]
+            start = time.perf_counter()
+            for i in range(0, n, 1000):  # as a busy request path would: a burst per loop turn
+                for rec in records[i:i + 1000]:
+                    log.writer.submit(rec)
+                await asyncio.sleep(0)
+            written = "shadowgate_predlog_records_written_total"
+            while (metrics.registry.get_sample_value(written) or 0) < n:  # noqa: ASYNC110 (polling a counter)
+                await asyncio.sleep(0.001)
+            elapsed = time.perf_counter() - start
         await client.aclose()
         spool.close()
     return n / elapsed

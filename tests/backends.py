@@ -20,14 +20,17 @@ CLASSIFIER = ClassifierInfo(("malignant", "benign"), "label", "probabilities")
 
 
 class Fake:
-    """Answers benign with p=0.5; ``delay`` seconds of blocking sleep, or ``fail`` to raise."""
+    """Answers benign with p=0.5; ``delay`` seconds of blocking sleep, or ``fail`` to raise;
+    ``width``: features per row it takes (30, as the bundled models, by default)."""
 
     platform = "python"
 
     def __init__(self, name: str, version: str, options: dict[str, Any]) -> None:
         self.name = name
         self.version = version
-        self.signature = SIGNATURE
+        width = int(options.get("width", 30))
+        self.signature = SIGNATURE if width == 30 else Signature(
+            (TensorSpec("input", "FP32", (-1, width)),), SIGNATURE.outputs)
         self.classifier = CLASSIFIER
         self.delay = float(options.get("delay", 0))
         self.fail = bool(options.get("fail", False))

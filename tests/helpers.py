@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,32 @@ def loaded(data: dict[str, Any]) -> LoadedConfig:
     return validate(data, None, yaml.safe_dump(data).encode())
 
 
+POLL_EVERY_S = 0.005
+
+
 def poll(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Wait for ``condition`` with a deadline (checks every few ms; never a fixed sleep)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(POLL_EVERY_S)
+
+
+async def apoll(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
+                what: str = "condition", every: float = POLL_EVERY_S) -> None:
+    """``poll`` for async tests: yields to the loop's other tasks between checks;
+    ``condition`` may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
 
 
 @dataclass
@@ -172,8 +192,6 @@ async def raw_posts(port: int, path: str, body: bytes, headers: list[dict[str, s
 
     Returns (status, lower-cased headers, body) in the order of ``headers``.
     """
-    import asyncio
-
     results: list[tuple[int, dict[str, str], bytes]] = [(0, {}, b"")] * len(headers)
 
     async def worker(indices: range) -> None:

@@ -11,11 +11,40 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.errors import BadRequest, InvalidInput
-from gateway.protocol.signature import ClassifierInfo
-from gateway.protocol.tensors import Array
+from gateway.protocol.signature import ClassifierInfo, Signature
+from gateway.protocol.tensors import Array, InferenceRequest
 from gateway.protocol.v2 import to_array
 
 MAX_FIELDS = frozenset({"instances", "id"})
+
+
+def decode_request(payload: Any, model: str, signature: Signature,
+                   info: ClassifierInfo | None, json_field: str | None = None
+                   ) -> InferenceRequest:
+    """Validate a simple-endpoint body for ``model`` and decode its rows.
+
+    ``json_field``: the deployment's routing key field, allowed beside ``instances`` and ``id``;
+    it is passed on in ``parameters``, where the routing key is read from on either protocol.
+    """
+    if info is None or not info.features or len(signature.inputs) != 1:
+        raise BadRequest(f"model {model!r} has no feature list in its card; "
+                         f"use POST /v2/models/{model}/infer")
+    if not isinstance(payload, dict):
+        raise BadRequest(f"body: expected a JSON object, got {type(payload).__name__}")
+    allowed = MAX_FIELDS if json_field is None else MAX_FIELDS | {json_field}
+    unknown = payload.keys() - allowed
+    if unknown:
+        raise BadRequest(f"body: unknown field(s) {sorted(unknown)}; expected {sorted(allowed)}")
+    spec = signature.inputs[0]
+    array = rows_array(payload.get("instances"), info.features, spec.datatype)
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest(f"id: expected a string, got {type(request_id).__name__}")
+    parameters = None
+    if json_field is not None and json_field in payload:
+        parameters = {json_field: payload[json_field]}
+    return InferenceRequest({spec.name: array}, id=request_id, parameters=parameters,
+                            finite=True)
 
 
 def rows_array(instances: Any, features: Sequence[str], datatype: str) -> Array:

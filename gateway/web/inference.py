@@ -6,19 +6,18 @@ import functools
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.backends.base import Backend
-from gateway.errors import BadRequest, GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.protocol import simple, v2
 from gateway.protocol.tensors import InferenceRequest, InferenceResponse
 from gateway.runtime import Runtime
-from gateway.service import Answer, Call
+from gateway.service import Answer, Call, Target, routing_call
 from gateway.snapshot import Deployment
+from gateway.web.errors import log_error
 from gateway.web.http import check_media_type, read_body_raw, send_json
 
 
@@ -33,71 +32,53 @@ def answer_headers(model: str, version: str, variant: str | None
     return headers
 
 
-def target_headers(target: Deployment | Backend | None) -> list[tuple[bytes, bytes]]:
+def target_headers(target: Target | None) -> list[tuple[bytes, bytes]]:
     if target is None:
         return []
     backend = target.champion if isinstance(target, Deployment) else target
     return answer_headers(backend.name, backend.version, None)
 
 
-def _header(headers: dict[bytes, bytes], name: str) -> str | None:
-    value = headers.get(name.encode())
-    return None if value is None else value.decode("latin-1")
-
-
-def routing_call(scope: Scope, headers: dict[bytes, bytes], target: Deployment | Backend,
-                 fields: dict[str, Any] | None) -> Call:
-    """Request id, sticky routing key (header, query, JSON field) and forced variant."""
-    request_id: str = scope["state"]["request_id"]
-    if not isinstance(target, Deployment):
-        return Call(request_id)
-    routing = target.spec.routing
-    key = None
-    if routing.header:
-        key = _header(headers, routing.header)
-    if key is None and routing.query and scope["query_string"]:
-        values = parse_qs(scope["query_string"].decode("latin-1")).get(routing.query)
-        key = values[0] if values else None
-    if key is None and routing.json_field and fields:
-        value = fields.get(routing.json_field)
-        key = None if value is None else str(value)
-    forced = _header(headers, routing.force_header) if routing.allow_force else None
-    return Call(request_id, key or None, forced)
-
-
-Decoder = Callable[[Any, Deployment | Backend], tuple[InferenceRequest, dict[str, Any] | None]]
+Decoder = Callable[[Any, Target], InferenceRequest]
 Encoder = Callable[[Answer, InferenceRequest, Call], bytes]
 
 
 async def serve(scope: Scope, receive: Receive, send: Send, name: str, version: str | None,
                 decode: Decoder, encode: Encoder) -> None:
-    """One inference request, as raw ASGI: this is the hot path, so no Request object."""
+    """One inference request, as raw ASGI: this is the hot path, so no Request object.
+
+    Failures before the service (media type, size, JSON, decoding) are counted here; the
+    service counts its own.
+    """
     runtime: Runtime = scope["app"].state.runtime
+    service = runtime.service
     start = time.perf_counter()
     headers = dict(scope["headers"])
     target = None
     runtime.in_flight.enter()
     try:
-        target = runtime.service.target(name, version)
-        check_media_type(headers.get(b"content-type"))
-        body = await read_body_raw(receive, headers.get(b"content-length"),
-                                   runtime.max_body_bytes)
-        inference, fields = decode(v2.parse_json(body), target)
-        call = routing_call(scope, headers, target, fields)
-        answer = await runtime.service.infer(name, version, inference, call, target)
+        target = service.target(name, version)
+        try:
+            check_media_type(headers.get(b"content-type"))
+            body = await read_body_raw(receive, headers.get(b"content-length"),
+                                       runtime.max_body_bytes)
+            inference = decode(v2.parse_json(body), target)
+        except GatewayError as exc:
+            raise service.failed(
+                target.champion if isinstance(target, Deployment) else target, exc) from None
+        call = routing_call(target, scope["state"]["request_id"], headers,
+                            scope["query_string"], inference.parameters)
+        answer = await service.infer(target, inference, call)
         content = encode(answer, inference, call)
     except GatewayError as exc:
-        if target is not None and not exc.counted:
-            backend = target.champion if isinstance(target, Deployment) else target
-            runtime.metrics.request_failure.labels(backend.name, backend.version,
-                                                   exc.code).inc()
+        log_error(scope["method"], scope["path"], exc)
         await send_json(send, exc.status_code, orjson.dumps({"error": exc.message}),
                         target_headers(target))
         return
     finally:
         runtime.in_flight.exit()
     backend = answer.backend
-    mm = runtime.service.snapshot.model_metrics.get(f"{backend.name}:{backend.version}")
+    mm = service.snapshot.model_metrics.get(f"{backend.name}:{backend.version}")
     if mm is not None:
         mm.success.inc()
         mm.duration.observe(time.perf_counter() - start)
@@ -105,10 +86,8 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str, version: 
                     answer_headers(backend.name, backend.version, answer.variant))
 
 
-def _decode_v2(payload: Any, target: Deployment | Backend
-               ) -> tuple[InferenceRequest, dict[str, Any] | None]:
-    inference = v2.decode_request(payload)
-    return inference, inference.parameters
+def _decode_v2(payload: Any, target: Target) -> InferenceRequest:
+    return v2.decode_request(payload)
 
 
 def _encode_v2(answer: Answer, inference: InferenceRequest, call: Call) -> bytes:
@@ -117,27 +96,13 @@ def _encode_v2(answer: Answer, inference: InferenceRequest, call: Call) -> bytes
         answer.backend.version, answer.outputs, inference.id))
 
 
-def _decode_simple(payload: Any, target: Deployment | Backend
-                   ) -> tuple[InferenceRequest, dict[str, Any] | None]:
-    backend = target.champion if isinstance(target, Deployment) else target
-    info = backend.classifier
-    if info is None or not info.features or len(backend.signature.inputs) != 1:
-        raise BadRequest(f"model {backend.name!r} has no feature list in its card; "
-                         f"use POST /v2/models/{backend.name}/infer")
-    if not isinstance(payload, dict):
-        raise BadRequest(f"body: expected a JSON object, got {type(payload).__name__}")
-    allowed = set(simple.MAX_FIELDS)
-    if isinstance(target, Deployment) and target.spec.routing.json_field:
-        allowed.add(target.spec.routing.json_field)
-    unknown = payload.keys() - allowed
-    if unknown:
-        raise BadRequest(f"body: unknown field(s) {sorted(unknown)}; expected {sorted(allowed)}")
-    spec = backend.signature.inputs[0]
-    array = simple.rows_array(payload.get("instances"), info.features, spec.datatype)
-    request_id = payload.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest(f"id: expected a string, got {type(request_id).__name__}")
-    return InferenceRequest({spec.name: array}, id=request_id, finite=True), payload
+def _decode_simple(payload: Any, target: Target) -> InferenceRequest:
+    if isinstance(target, Deployment):
+        backend, json_field = target.champion, target.spec.routing.json_field
+    else:
+        backend, json_field = target, None
+    return simple.decode_request(payload, backend.name, backend.signature, backend.classifier,
+                                 json_field)
 
 
 def _encode_simple(answer: Answer, inference: InferenceRequest, call: Call) -> bytes:
@@ -167,6 +132,7 @@ async def predict(scope: Scope, receive: Receive, send: Send) -> None:
         deployments = sorted(runtime.service.snapshot.deployments)
         error = NotFound(f"several deployments {deployments}: name one, "
                          "POST /predict/<deployment>")
+        log_error(scope["method"], scope["path"], error)
         await send_json(send, error.status_code, orjson.dumps({"error": error.message}), [])
         return
     await serve(scope, receive, send, name, None, _decode_simple, _encode_simple)

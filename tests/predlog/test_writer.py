@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +10,14 @@ from redis.asyncio import Redis
 
 from gateway.metrics import Metrics
 from gateway.predlog import keys, redisconn
+from gateway.predlog.link import RedisLink
 from gateway.predlog.record import SCHEMA_VERSION, PairedRecord, decode, encode
+from gateway.predlog.redisconn import Retention
+from gateway.predlog.replayer import Replayer, replay_pause
+from gateway.predlog.setup import running_log
 from gateway.predlog.spool import Spool
-from gateway.predlog.writer import LogWriter, Retention, replay_pause
+from gateway.predlog.writer import LogWriter
+from tests.helpers import apoll
 from tests.redis_fixture import RedisServer
 
 DEADLINE = 10.0
@@ -37,6 +42,15 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 async def request_ids(redis: Redis, deployment: str = "iris") -> list[str]:
     entries = await redis.xrange(keys.pairs(deployment)) or []
     return [decode((fields or {})[b"r"])["request_id"] for _, fields in entries]
+
+
+def parts(redis: Redis, spool: Spool, metrics: Metrics, write_timeout: float = 0.5,
+          retention: dict[str, Retention] | None = None, **writer_options: float
+          ) -> tuple[RedisLink, LogWriter, Replayer]:
+    """The three pieces of the log, not running: tests call their steps."""
+    link = RedisLink(redis, metrics, write_timeout=write_timeout, retention=retention)
+    writer = LogWriter(link, spool, metrics, **writer_options)  # type: ignore[arg-type]
+    return link, writer, Replayer(link, spool, metrics, live_count=lambda: writer.submitted)
 
 
 async def run_until_empty(writer: LogWriter) -> None:
@@ -73,7 +87,7 @@ async def test_writes_one_entry_per_record_on_every_binary(
         try:
             server.start()
             client = redisconn.client(server.url)
-            writer = LogWriter(client, spool, metrics, batch_size=64)
+            _, writer, _ = parts(client, spool, metrics, batch_size=64)
             for i in range(300):
                 writer.submit(record(i, "iris" if i % 3 else "wine"))
             await run_until_empty(writer)
@@ -94,7 +108,8 @@ async def test_retention_by_length(redis: Redis, spool: Spool, metrics: Metrics)
         for i in range(1000):
             pipe.xadd(keys.pairs("iris"), {b"r": b"old-%d" % i})
         await pipe.execute()
-    writer = LogWriter(redis, spool, metrics, retention={"iris": Retention(max_len=100)})
+    retention = {"iris": Retention(max_len=100)}
+    _, writer, _ = parts(redis, spool, metrics, retention=retention)
     writer.submit(record(0))
     await run_until_empty(writer)
     length = await redis.xlen(keys.pairs("iris"))
@@ -107,7 +122,7 @@ async def test_retention_by_age(redis: Redis, spool: Spool, metrics: Metrics) ->
             pipe.xadd(keys.pairs("iris"), {b"r": b"old"}, id=f"{i}-0")
         await pipe.execute()
     retention = {"iris": Retention(max_len=None, max_age_s=3600)}
-    writer = LogWriter(redis, spool, metrics, retention=retention)
+    _, writer, _ = parts(redis, spool, metrics, retention=retention)
     for i in range(10):
         writer.submit(record(i))
     await run_until_empty(writer)
@@ -117,7 +132,7 @@ async def test_retention_by_age(redis: Redis, spool: Spool, metrics: Metrics) ->
 async def test_outage_spools_then_replay_leaves_exactly_one_entry_per_request(
     redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
-    writer = LogWriter(redis, spool, metrics, batch_size=100)
+    link, writer, replayer = parts(redis, spool, metrics, batch_size=100)
     for i in range(100):
         writer.submit(record(i))
     await run_until_empty(writer)
@@ -128,17 +143,17 @@ async def test_outage_spools_then_replay_leaves_exactly_one_entry_per_request(
     await run_until_empty(writer)
     assert sample(metrics, "shadowgate_predlog_redis_up") == 0
     assert sample(metrics, "shadowgate_predlog_records_spooled_total") == 300
-    assert not await writer.probe()
+    assert not await link.probe()
 
     redis_server.start()
-    assert await writer.probe()
+    assert await link.probe()
     assert sample(metrics, "shadowgate_predlog_redis_up") == 1
     for i in range(400, 450):  # new records keep flowing while the spool drains
         writer.submit(record(i))
         if i % 10 == 0:
-            await writer.replay_once()
+            await replayer.replay_once()
             await writer.run_once()
-    while await writer.replay_once():
+    while await replayer.replay_once():
         pass
     await run_until_empty(writer)
 
@@ -152,7 +167,7 @@ async def test_outage_spools_then_replay_leaves_exactly_one_entry_per_request(
 async def test_a_batch_whose_reply_was_lost_is_not_written_twice(
     redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
-    writer = LogWriter(redis, spool, metrics, write_timeout=0.2)
+    link, writer, replayer = parts(redis, spool, metrics, write_timeout=0.2)
     writer.submit(record(0))
     await run_until_empty(writer)  # opens the pooled connection while Redis answers
 
@@ -160,15 +175,13 @@ async def test_a_batch_whose_reply_was_lost_is_not_written_twice(
     for i in range(1, 51):
         writer.submit(record(i))
     await run_until_empty(writer)
-    assert not writer.redis_up
+    assert not link.up
     redis_server.resume()
 
     with redis_server.client() as check:  # the lost-reply batch did land
-        deadline = time.monotonic() + DEADLINE
-        while check.xlen(keys.pairs("iris")) < 51:
-            assert time.monotonic() < deadline
-    assert await writer.probe()
-    while await writer.replay_once():
+        await apoll(lambda: check.xlen(keys.pairs("iris")) >= 51, DEADLINE, "the lost batch")
+    assert await link.probe()
+    while await replayer.replay_once():
         pass
     assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(51))
     assert sample(metrics, "shadowgate_predlog_records_replayed_total") == 0
@@ -179,10 +192,10 @@ async def test_close_with_redis_down_spools_everything(
     redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
     redis_server.stop(kill=True)
-    writer = LogWriter(redis, spool, metrics, batch_size=50)
+    _, writer, _ = parts(redis, spool, metrics, batch_size=50)
     for i in range(200):
         writer.submit(record(i))
-    await writer.close(timeout=1.0)
+    await writer.drain(asyncio.get_running_loop().time() + 1.0)
     assert sample(metrics, "shadowgate_predlog_records_spooled_total") == 200
     assert sample(metrics, "shadowgate_predlog_queue_depth") == 0
     writer.submit(record(200))
@@ -192,7 +205,7 @@ async def test_close_with_redis_down_spools_everything(
 
 
 async def test_full_queue_drops_and_counts(redis: Redis, spool: Spool, metrics: Metrics) -> None:
-    writer = LogWriter(redis, spool, metrics, queue_size=10)
+    _, writer, _ = parts(redis, spool, metrics, queue_size=10)
     for i in range(25):
         writer.submit(record(i))
     assert sample(metrics, "shadowgate_predlog_records_dropped_total", reason="queue_full") == 15
@@ -206,7 +219,8 @@ async def test_records_that_arrive_during_the_linger_join_the_batch(
     # Moderate traffic: records trickle in one per loop iteration. Without a linger the writer
     # would send the first alone as soon as it wakes; with one, they share one Redis call,
     # sent as soon as the batch is full (not after the whole linger).
-    writer = LogWriter(redis, spool, metrics, batch_size=4, linger=60.0, flush_interval=60.0)
+    _, writer, _ = parts(redis, spool, metrics, batch_size=4, linger=60.0,
+                         flush_interval=60.0)
     step = asyncio.create_task(writer.run_once())
     writer.submit(record(0))
     for i in range(1, 4):
@@ -221,14 +235,14 @@ async def test_records_that_arrive_during_the_linger_join_the_batch(
 async def test_a_full_batch_is_written_without_lingering(
     redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
-    writer = LogWriter(redis, spool, metrics, batch_size=8, linger=60.0)
+    _, writer, _ = parts(redis, spool, metrics, batch_size=8, linger=60.0)
     for i in range(8):
         writer.submit(record(i))
     assert await asyncio.wait_for(writer.run_once(), DEADLINE) == 8
 
 
 async def test_stop_ends_the_linger(redis: Redis, spool: Spool, metrics: Metrics) -> None:
-    writer = LogWriter(redis, spool, metrics, linger=60.0, flush_interval=60.0)
+    _, writer, _ = parts(redis, spool, metrics, linger=60.0, flush_interval=60.0)
     step = asyncio.create_task(writer.run_once())
     writer.submit(record(0))
     for _ in range(5):
@@ -238,28 +252,21 @@ async def test_stop_ends_the_linger(redis: Redis, spool: Spool, metrics: Metrics
     assert await asyncio.wait_for(step, DEADLINE) == 1
 
 
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Poll ``condition``, yielding to the writer's tasks, until it holds or the deadline passes."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.005)
-
-
 async def test_run_loop_recovers_by_itself_and_close_drains(
     redis_server: RedisServer, redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
-    writer = LogWriter(redis, spool, metrics, probe_interval=0.02, flush_interval=0.01)
-    writer.start()
-    redis_server.stop(kill=True)
-    for i in range(200):
-        writer.submit(record(i))
-    await eventually(lambda: sample(metrics, "shadowgate_predlog_records_spooled_total") == 200)
-    redis_server.start()
-    await eventually(lambda: spool.bytes_held() == 0)
-    for i in range(200, 300):
-        writer.submit(record(i))
-    await writer.close(timeout=2.0)
+    async with running_log(redis, spool, metrics, probe_interval=0.02, flush_interval=0.01,
+                           timeout=2.0) as log:
+        assert log.writer is not None
+        redis_server.stop(kill=True)
+        for i in range(200):
+            log.writer.submit(record(i))
+        await apoll(lambda: sample(metrics, "shadowgate_predlog_records_spooled_total") == 200,
+                    DEADLINE, "200 records spooled")
+        redis_server.start()
+        await apoll(lambda: spool.bytes_held() == 0, DEADLINE, "the spool replayed")
+        for i in range(200, 300):
+            log.writer.submit(record(i))
     assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(300))
     assert sample(metrics, "shadowgate_predlog_redis_up") == 1
 
@@ -269,16 +276,16 @@ async def test_a_refused_transaction_is_spooled_as_not_written(
 ) -> None:
     with redis_server.client() as admin:
         admin.config_set("maxmemory", 1)  # every write now fails with OOM: EXECABORT
-        writer = LogWriter(redis, spool, metrics)
+        link, writer, replayer = parts(redis, spool, metrics)
         for i in range(20):
             writer.submit(record(i))
         await run_until_empty(writer)
-        assert not writer.redis_up
+        assert not link.up
         admin.config_set("maxmemory", 0)
     chunk = spool.read_chunk(100)
     assert chunk is not None and chunk.windows == []  # known not applied: no check needed
-    assert await writer.probe()
-    while await writer.replay_once():
+    assert await link.probe()
+    while await replayer.replay_once():
         pass
     assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(20))
 
@@ -287,13 +294,13 @@ async def test_a_record_redis_refuses_alone_is_dropped_and_counted(
     redis: Redis, spool: Spool, metrics: Metrics
 ) -> None:
     await redis.set(keys.pairs("broken"), b"not a stream")
-    writer = LogWriter(redis, spool, metrics)
+    link, writer, _replayer = parts(redis, spool, metrics)
     writer.submit(record(0, "broken"))
     writer.submit(record(1))
     await run_until_empty(writer)
     assert await request_ids(redis) == ["req-1"]
     assert sample(metrics, "shadowgate_predlog_records_dropped_total", reason="rejected") == 1
-    assert writer.redis_up
+    assert link.up
 
 
 async def test_replay_after_a_crash_mid_replay_skips_what_landed(
@@ -307,8 +314,8 @@ async def test_replay_after_a_crash_mid_replay_skips_what_landed(
     spool.begin_attempt(chunk, (now_ms - 5000, now_ms + 5000))  # then the send, then a crash
     await redisconn.write_batch(redis, frames[:20], lambda _: Retention(), now_ms)
 
-    writer = LogWriter(redis, spool, metrics)
-    while await writer.replay_once():
+    _link, _writer, replayer = parts(redis, spool, metrics)
+    while await replayer.replay_once():
         pass
     assert sorted(await request_ids(redis)) == sorted(f"req-{i}" for i in range(20))
     assert sample(metrics, "shadowgate_predlog_records_replayed_total") == 0

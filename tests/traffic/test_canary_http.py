@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 import yaml
 
 from tests.helpers import GatewayProcess, config, raw_posts
@@ -17,7 +18,6 @@ def canary_config(tmp_path: Path, weight: float) -> Path:
     data = config([{
         "name": "breast-cancer", "champion": "bc-logreg",
         "canaries": [{"model": "bc-gbt", "weight": weight}],
-        "shadows": [{"model": "bc-rf", "sample_percent": 100}],
         "routing": {"header": "x-user-id"},
     }])
     path = tmp_path / f"canary-{weight}.yaml"
@@ -36,6 +36,7 @@ def variants(port: int, keys: list[str], row: list[float]) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_sticky_canary_split_across_processes(tmp_path: Path, holdout: list[dict]) -> None:
     row = holdout[0]["features"]
     env = {"SHADOWGATE_LOG": "memory", "SHADOWGATE_STATE_DIR": str(tmp_path / "state")}

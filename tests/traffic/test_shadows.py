@@ -85,20 +85,34 @@ def test_sleeping_shadow_never_delays_or_breaks_the_champion(holdout: list[dict]
                            model_version="1", reason="queue_full")
         assert timeouts + dropped == len(rows)
         assert dropped == sum(p["status"] == "dropped" for p in sleepy) > 0
-        assert h.metric("shadowgate_shadow_results_total", model_name="broken",
-                        model_version="1", status="error") == len(rows)
+        # The failing shadow shares the small queue's fate: each job fails or is dropped.
+        broken = [rec["predictions"][2] for rec in h.sink.records]
+        errors = h.metric("shadowgate_shadow_results_total", model_name="broken",
+                          model_version="1", status="error")
+        assert errors == sum(p["status"] == "error" for p in broken) > 0
+        assert errors + h.metric("shadowgate_shadow_dropped_total", model_name="broken",
+                                 model_version="1", reason="queue_full") == len(rows)
 
 
 def test_shadow_with_other_signature_is_an_error_entry(holdout: list[dict]) -> None:
+    # A candidate that takes 40 features, shadowing a champion that takes 30: the shadow's
+    # entry is an error naming the mismatch, the champion's answer is unaffected.
     models = [{"name": "bc-logreg", "version": "1"}, {
-        "name": "wide", "version": "1", "python": "tests.backends:fake"}]
+        "name": "wide", "version": "1", "python": "tests.backends:fake",
+        "options": {"width": 40}}]
     data = config([{"name": "breast-cancer", "champion": "bc-logreg",
                     "shadows": [{"model": "wide"}]}], models=models)
     with harness(data) as h:
         assert h.client.post("/predict", json={"instances": [holdout[0]["features"]]}
                              ).status_code == 200
         h.wait_records(1)
-        assert h.sink.records[0]["predictions"][1]["status"] == "ok"
+        champion, wide = h.sink.records[0]["predictions"]
+        assert champion["status"] == "ok"
+        assert wide["status"] == "error" and wide["output"] is None
+        assert "input does not fit this model" in wide["error"]
+        assert "[-1, 40]" in wide["error"] and "[1, 30]" in wide["error"]
+        assert h.metric("shadowgate_shadow_results_total", model_name="wide",
+                        model_version="1", status="error") == 1
 
 
 def test_sampling_zero_runs_no_shadow(holdout: list[dict]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -291,3 +292,30 @@ def test_a_failing_model_is_a_500_json_with_the_request_id(row: list[float]) -> 
                             model_version="1", reason="model_error") == 1
         assert fresh.metric("model_infer_request_success_total", model_name="flaky",
                             model_version="1") == 0
+
+
+def test_a_refused_request_leaves_no_record_and_is_counted_once(row: list[float]) -> None:
+    # An unknown name in `outputs` is refused before the model runs: no paired record that
+    # says "served, ok" for a request the caller saw fail.
+    with harness(config()) as fresh:
+        r = fresh.client.post("/v2/models/breast-cancer/infer",
+                              json=v2_body([row], outputs=[{"name": "nope"}]))
+        msg = error_of(r, 400)
+        assert "outputs" in msg and "'nope'" in msg and "label" in msg
+        ok = fresh.client.post("/v2/models/breast-cancer/infer", json=v2_body([row]))
+        assert ok.status_code == 200
+        fresh.wait_records(1)
+        assert len(fresh.sink.records) == 1
+        assert fresh.metric("model_infer_request_failure_total", model_name="bc-logreg",
+                            model_version="1", reason="bad_request") == 1
+
+
+def test_fast_path_errors_are_logged_quoted(row: list[float],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    with harness(config()) as fresh, caplog.at_level(logging.INFO, logger="gateway.web"):
+        fresh.client.post(INFER, content=b'{"inputs": [], "x\\ny": 1}')
+        fresh.client.post("/v2/models/nope/infer", content=b"{}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.web"]
+    assert any("-> 400" in line and INFER in line for line in lines), lines
+    assert any("-> 404" in line and "nope" in line for line in lines), lines
+    assert all("\n" not in line for line in lines)
