@@ -7,55 +7,72 @@ Flags win over the environment, which wins over the defaults. The deployment con
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 LogMode = Literal["redis", "memory", "off"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    config: Path = Path("config/example.yaml")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    redis_url: str | None = None  # None: start the embedded Redis under state_dir
-    state_dir: Path = Path(".shadowgate")
-    log: LogMode = "redis"  # where paired records go
-    max_body_bytes: int | None = None  # overrides server.max_body_bytes of the config
+class Settings(BaseModel):
+    """One field per ``SHADOWGATE_<NAME>`` variable (and, for the common ones, a flag)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config: Path = Field(Path("config/example.yaml"), description="the deployment config file")
+    host: str = Field("127.0.0.1", description="bind address")
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    redis_url: str | None = Field(None, description="None: the embedded Redis under state_dir")
+    state_dir: Path = Field(Path(".shadowgate"), description="embedded Redis data and spool")
+    log: LogMode = Field("redis", description="where paired records go")
+    max_body_bytes: int | None = Field(None, ge=1, description="overrides server.max_body_bytes")
     log_level: str = "info"
-    flush_interval_s: float = 0.05  # most a kill -9 can lose of the prediction log
-    replay_rate: float = 5000.0  # records/s live + replayed writes may reach after an outage
-    spool_max_bytes: int = 1 << 30
-    shutdown_timeout_s: float = 10.0
+    flush_interval_s: float = Field(0.05, gt=0, description="most a kill -9 can lose of the log")
+    replay_rate: float = Field(5000.0, gt=0, description="records/s live + replayed writes may "
+                               "reach after an outage")
+    spool_max_bytes: int = Field(1 << 30, ge=1)
+    shutdown_timeout_s: float = Field(10.0, ge=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``SHADOWGATE_<FIELD>`` variables, then non-None overrides."""
+        """Defaults, then ``SHADOWGATE_<FIELD>`` variables, then non-None overrides (flags).
+
+        Raises ValueError naming the variable, what it expects and what it got.
+        """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"SHADOWGATE_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _convert(f.name, raw)
-        settings = cls(**values)
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        for name in cls.model_fields:
+            raw = env.get(_variable(name))
+            if raw:
+                values[name] = raw
+        flags = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return cls.model_validate(values | flags)
+        except ValidationError as exc:
+            raise ValueError("; ".join(
+                _explain(str(e["loc"][0]), e, from_env=str(e["loc"][0]) not in flags)
+                for e in exc.errors())) from None
 
 
-def _convert(name: str, raw: str) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    try:
-        if "Path" in str(kind):
-            return Path(raw)
-        if "float" in str(kind):
-            return float(raw)
-        if "int" in str(kind):
-            return int(raw)
-    except ValueError:
-        raise ValueError(f"SHADOWGATE_{name.upper()}: expected a number, got {raw!r}") from None
-    if name == "log" and raw not in ("redis", "memory", "off"):
-        raise ValueError(f"SHADOWGATE_LOG: expected redis, memory or off, got {raw!r}")
-    return raw
+def _variable(name: str) -> str:
+    return f"SHADOWGATE_{name.upper()}"
+
+
+def _explain(name: str, error: Any, *, from_env: bool) -> str:
+    where = _variable(name) if from_env else name
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown setting"
+    annotation = typing.get_type_hints(Settings)[name]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    kind = args[0] if args and typing.get_origin(annotation) is not Literal else annotation
+    expected = {int: "an integer", float: "a number", Path: "a path", str: "a string"}.get(
+        kind, "")
+    if typing.get_origin(kind) is Literal:
+        expected = "one of " + ", ".join(map(str, typing.get_args(kind)))
+    if error["type"].endswith(("_than", "_than_equal")):
+        expected = f"{expected} {error['msg'].removeprefix('Input should be ')}".strip()
+    return f"{where}: expected {expected or error['msg']}, got {error['input']!r}"

@@ -122,7 +122,7 @@ async def measure(name: str, total: int, clients: int, profile: bool, state: Pat
     else:
         config = "champion.yaml" if setup.server == "gateway-champion" else "full.yaml"
         settings = Settings(config=setups.CONFIGS / config, state_dir=state / name,
-                            log=log)  # type: ignore[arg-type]
+                            log=log)
         app = create_app(settings)
         context = running(app)
     async with context:

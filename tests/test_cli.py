@@ -135,7 +135,7 @@ def test_serve_with_a_bad_environment_exits_2(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("SHADOWGATE_WORKERS", "many")
     assert main(["serve", "--config", str(EXAMPLE)]) == 2
     err = capsys.readouterr().err
-    assert "SHADOWGATE_WORKERS" in err and "expected a number" in err and "'many'" in err
+    assert "SHADOWGATE_WORKERS: expected an integer, got 'many'" in err
 
 
 def test_serve_with_an_invalid_config_exits_1(tmp_path: Path) -> None:
@@ -242,19 +242,28 @@ def test_empty_variables_are_ignored() -> None:
     assert Settings.from_env(env={"SHADOWGATE_PORT": "", "SHADOWGATE_LOG": ""}) == Settings()
 
 
-@pytest.mark.parametrize(("name", "raw"), [("PORT", "80a"), ("WORKERS", "1.5"),
-                                           ("MAX_BODY_BYTES", "4MB"),
-                                           ("FLUSH_INTERVAL_S", "fast")])
-def test_bad_numbers_are_explained(name: str, raw: str) -> None:
+@pytest.mark.parametrize(("name", "raw", "expected"), [
+    ("PORT", "80a", "an integer"), ("WORKERS", "1.5", "an integer"),
+    ("MAX_BODY_BYTES", "4MB", "an integer"), ("FLUSH_INTERVAL_S", "fast", "a number"),
+    ("WORKERS", "0", "an integer greater than or equal to 1"),
+    ("FLUSH_INTERVAL_S", "-1", "a number greater than 0"),
+])
+def test_bad_numbers_are_explained(name: str, raw: str, expected: str) -> None:
     with pytest.raises(ValueError) as info:
         Settings.from_env(env={f"SHADOWGATE_{name}": raw})
-    assert str(info.value) == f"SHADOWGATE_{name}: expected a number, got {raw!r}"
+    assert str(info.value) == f"SHADOWGATE_{name}: expected {expected}, got {raw!r}"
 
 
 def test_bad_log_mode_is_explained() -> None:
-    with pytest.raises(ValueError, match="SHADOWGATE_LOG: expected redis, memory or off, "
+    with pytest.raises(ValueError, match="SHADOWGATE_LOG: expected one of redis, memory, off, "
                                          "got 'file'"):
         Settings.from_env(env={"SHADOWGATE_LOG": "file"})
+
+
+def test_a_bad_flag_is_named_as_the_flag() -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env(env={}, port=70000)
+    assert str(info.value) == "port: expected an integer less than or equal to 65535, got 70000"
 
 
 def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import redis
 import yaml
 
@@ -17,6 +18,8 @@ from gateway.predlog import keys
 from gateway.predlog.record import decode
 from tests.helpers import GatewayProcess, apoll, config, poll, raw_posts
 from tests.redis_fixture import RedisServer
+
+pytestmark = pytest.mark.slow  # real gateway processes, a real Redis, outages
 
 SHADOWED = [{"name": "breast-cancer", "champion": "bc-logreg",
              "shadows": [{"model": "bc-gbt"}, {"model": "bc-rf"}],
