@@ -1,0 +1,28 @@
+"""Pure statistics over sufficient statistics: counts, sums, paired tables, histograms.
+
+No I/O, no logging, no globals; randomness only through a `numpy.random.Generator` passed in.
+Every estimator returns a typed result (mostly `Estimate`); data too thin for an estimate give
+NaN numbers with a `note` saying why, instead of raising.
+"""
+
+from __future__ import annotations
+
+from gateway.analysis.stats.interval import Alternative, Estimate
+from gateway.analysis.stats.paired import McNemarResult, PairedTable, mcnemar, paired_difference
+from gateway.analysis.stats.proportions import (
+    difference_of_proportions,
+    lift_of_proportions,
+    wilson,
+)
+
+__all__ = [
+    "Alternative",
+    "Estimate",
+    "McNemarResult",
+    "PairedTable",
+    "difference_of_proportions",
+    "lift_of_proportions",
+    "mcnemar",
+    "paired_difference",
+    "wilson",
+]
