@@ -7,7 +7,10 @@ NaN numbers with a `note` saying why, instead of raising.
 
 from __future__ import annotations
 
+from gateway.analysis.stats.correlation import CoMoments, pearson
 from gateway.analysis.stats.interval import Alternative, Estimate
+from gateway.analysis.stats.means import difference_of_means, mean_interval, relative_lift
+from gateway.analysis.stats.moments import MeanVariance
 from gateway.analysis.stats.paired import McNemarResult, PairedTable, mcnemar, paired_difference
 from gateway.analysis.stats.proportions import (
     difference_of_proportions,
@@ -17,12 +20,18 @@ from gateway.analysis.stats.proportions import (
 
 __all__ = [
     "Alternative",
+    "CoMoments",
     "Estimate",
     "McNemarResult",
+    "MeanVariance",
     "PairedTable",
+    "difference_of_means",
     "difference_of_proportions",
     "lift_of_proportions",
     "mcnemar",
+    "mean_interval",
     "paired_difference",
+    "pearson",
+    "relative_lift",
     "wilson",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 Alternative = Literal["two-sided", "greater", "less"]
 """Which side an interval bounds: "greater" gives [low, inf), "less" gives (-inf, high]."""
@@ -57,20 +58,31 @@ def check_alternative(alternative: str) -> None:
 
 def z_value(confidence: float, alternative: Alternative = "two-sided") -> float:
     """The standard normal quantile for a two- or one-sided interval at `confidence`."""
+    return critical_value(confidence, alternative)
+
+
+def critical_value(
+    confidence: float, alternative: Alternative = "two-sided", df: float = math.inf
+) -> float:
+    """Normal (df = inf) or Student t quantile for a two- or one-sided interval."""
     check_confidence(confidence)
+    check_alternative(alternative)
     tail = 1.0 - confidence
-    return float(norm.isf(tail / 2 if alternative == "two-sided" else tail))
+    q = tail / 2 if alternative == "two-sided" else tail
+    return float(norm.isf(q) if math.isinf(df) else student_t.isf(q, df))
 
 
-def normal_p_value(z: float, alternative: Alternative = "two-sided") -> float:
-    """P-value of a standard normal statistic `z` ("greater": H1 says the effect is > null)."""
+def normal_p_value(z: float, alternative: Alternative = "two-sided", df: float = math.inf) -> float:
+    """P-value of a normal (or t with `df`) statistic; "greater": H1 says effect > null."""
     if math.isnan(z):
         return math.nan
-    if alternative == "greater":
-        return float(norm.sf(z))
-    if alternative == "less":
-        return float(norm.cdf(z))
-    return float(min(1.0, 2.0 * norm.sf(abs(z))))
+    if alternative == "two-sided":
+        return min(1.0, 2.0 * _sf(abs(z), df))
+    return _sf(z, df) if alternative == "greater" else _sf(-z, df)
+
+
+def _sf(x: float, df: float) -> float:
+    return float(norm.sf(x) if math.isinf(df) else student_t.sf(x, df))
 
 
 def normal_estimate(
@@ -80,27 +92,28 @@ def normal_estimate(
     alternative: Alternative = "two-sided",
     null: float = 0.0,
     note: str = "",
+    df: float = math.inf,
 ) -> Estimate:
-    """Wald interval `value ± z·se` and the z-test p-value against `null`.
+    """Wald interval `value ± q·se` (q normal, or Student t with `df`), test against `null`.
 
     With `se == 0` the interval collapses to the point and the p-value is 1 when the value
     equals `null`, else 0 (the data show no variation at all; the note says so).
     """
-    check_alternative(alternative)
-    z = z_value(confidence, alternative)
-    low = value - z * se if alternative != "less" else -math.inf
-    high = value + z * se if alternative != "greater" else math.inf
+    q = critical_value(confidence, alternative, df)
+    low = value - q * se if alternative != "less" else -math.inf
+    high = value + q * se if alternative != "greater" else math.inf
     if se > 0:
-        p = normal_p_value((value - null) / se, alternative)
+        p = normal_p_value((value - null) / se, alternative, df)
     else:
         note = note or "zero variance"
-        p = 1.0 if value == null else _degenerate_p(value - null, alternative)
+        p = degenerate_p_value(value - null, alternative)
     return Estimate(value, low, high, confidence, p, note)
 
 
-def _degenerate_p(delta: float, alternative: Alternative) -> float:
+def degenerate_p_value(delta: float, alternative: Alternative) -> float:
+    """P-value when the estimate has no sampling variance: 0 if it lies in H1, else 1."""
     if alternative == "greater":
         return 0.0 if delta > 0 else 1.0
     if alternative == "less":
         return 0.0 if delta < 0 else 1.0
-    return 0.0
+    return 0.0 if delta != 0 else 1.0
