@@ -17,14 +17,30 @@ from gateway.analysis.stats.proportions import (
     lift_of_proportions,
     wilson,
 )
+from gateway.analysis.stats.sequential import (
+    DEFAULT_TUNING,
+    confidence_sequence_mean,
+    cs_difference,
+    cs_half_width,
+    cs_mean,
+    cs_relative_lift,
+    cs_rho,
+)
 
 __all__ = [
+    "DEFAULT_TUNING",
     "Alternative",
     "CoMoments",
     "Estimate",
     "McNemarResult",
     "MeanVariance",
     "PairedTable",
+    "confidence_sequence_mean",
+    "cs_difference",
+    "cs_half_width",
+    "cs_mean",
+    "cs_relative_lift",
+    "cs_rho",
     "difference_of_means",
     "difference_of_proportions",
     "lift_of_proportions",
