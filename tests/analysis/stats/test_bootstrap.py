@@ -48,7 +48,7 @@ def test_auc_difference_agrees_with_delong() -> None:
     def diff(i: NDArray[np.intp]) -> float:
         return roc_auc(y[i], s1[i]).value - roc_auc(y[i], s2[i]).value
 
-    boot = paired_bootstrap(diff, n, np.random.default_rng(15), n_resamples=400)
+    boot = paired_bootstrap(diff, n, np.random.default_rng(15), n_resamples=250)
     delong = delong_test(y, s1, s2).difference
     assert boot.value == pytest.approx(delong.value)
     width = delong.high - delong.low
