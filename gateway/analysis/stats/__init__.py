@@ -30,6 +30,7 @@ from gateway.analysis.stats.classification import (
 )
 from gateway.analysis.stats.correlation import CoMoments, pearson
 from gateway.analysis.stats.drift import (
+    KS_EXACT_BELOW,
     PSI_EPSILON,
     PSI_MAJOR,
     PSI_MODERATE,
@@ -80,6 +81,7 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "DEFAULT_TUNING",
     "EXACT_BELOW",
+    "KS_EXACT_BELOW",
     "LOG_LOSS_EPS",
     "PSI_EPSILON",
     "PSI_MAJOR",

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import kstwo
+from scipy.stats import ks_2samp, kstwo
 
 from gateway.analysis.stats.chisquare import GoodnessOfFit, chi_square_gof
 
@@ -26,6 +26,9 @@ PSI_MODERATE = 0.1
 
 PSI_MAJOR = 0.25
 """PSI at or above this: a major shift; between the two: moderate."""
+
+KS_EXACT_BELOW = 10_000
+"""Below this n1 * n2 the binned KS uses the exact p-value (scipy's own switch point)."""
 
 DriftLevel = Literal["none", "moderate", "major"]
 
@@ -103,8 +106,9 @@ def drift_against_reference(
 def ks_binned(counts_first: ArrayLike, counts_second: ArrayLike) -> KsResult:
     """Two-sample KS from two histograms on the same (fine) bins.
 
-    Kolmogorov (1933), Smirnov (1939); p-value from the exact one-sample distribution at
-    n = n1 n2 / (n1 + n2), as `scipy.stats.ks_2samp(method="asymp")`. The CDFs are compared
+    Kolmogorov (1933), Smirnov (1939); as `scipy.stats.ks_2samp`: the exact p-value for small
+    samples (n1 n2 < KS_EXACT_BELOW; conservative with ties), else the one-sample Kolmogorov
+    distribution at n = n1 n2 / (n1 + n2) (method="asymp"). The CDFs are compared
     only at bin edges, so D can fall short of the raw-data D by at most the mass that the two
     samples put inside one bin: use fine bins (hundreds). Undefined if either side is empty.
     """
@@ -115,6 +119,11 @@ def ks_binned(counts_first: ArrayLike, counts_second: ArrayLike) -> KsResult:
     n1, n2 = int(a.sum()), int(b.sum())
     if n1 == 0 or n2 == 0:
         return KsResult(math.nan, math.nan, n1, n2, "a histogram is empty")
+    if n1 * n2 < KS_EXACT_BELOW:
+        # Small samples: scipy's exact p-value on the bin indices (the same D).
+        k = np.arange(a.size)
+        ref = ks_2samp(np.repeat(k, a.astype(np.int64)), np.repeat(k, b.astype(np.int64)))
+        return KsResult(float(ref.statistic), float(ref.pvalue), n1, n2)
     d = float(np.max(np.abs(np.cumsum(a) / n1 - np.cumsum(b) / n2)))
     en = round(n1 * n2 / (n1 + n2))
     return KsResult(d, float(np.clip(kstwo.sf(d, en), 0.0, 1.0)), n1, n2)

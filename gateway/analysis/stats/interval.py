@@ -38,6 +38,7 @@ class Estimate:
 
     @property
     def defined(self) -> bool:
+        """The value exists; its interval may still be NaN (e.g. a mean of one row)."""
         return not math.isnan(self.value)
 
     def excludes(self, x: float) -> bool:

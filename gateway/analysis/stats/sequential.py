@@ -100,8 +100,10 @@ def confidence_sequence_mean(
     """
     check_confidence(confidence)
     check_alternative(alternative)
-    if n <= 0 or math.isnan(variance):
+    if n <= 0:
         return Estimate.undefined(confidence, "no observations")
+    if math.isnan(variance):
+        return Estimate.undefined(confidence, "variance unknown")
     if variance < 0:
         raise ValueError(f"variance must be >= 0, got {variance}")
     half = cs_half_width(variance, n, confidence, tuning, alternative)

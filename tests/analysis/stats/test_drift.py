@@ -93,6 +93,11 @@ def test_binned_ks_is_close_on_fine_bins() -> None:
 
 def test_binned_ks_edges() -> None:
     assert math.isnan(ks_binned([0, 0], [1, 2]).statistic)
+    tiny = ks_binned([1, 0], [0, 1])  # exact below n1 n2 = 10,000
+    assert tiny.statistic == 1.0 and tiny.p_value == pytest.approx(ks_2samp([0], [1]).pvalue)
+    small = ks_binned([3, 5, 2, 0], [0, 2, 4, 6])
+    ref = ks_2samp(np.repeat(np.arange(4), [3, 5, 2, 0]), np.repeat(np.arange(4), [0, 2, 4, 6]))
+    assert (small.statistic, small.p_value) == pytest.approx((ref.statistic, ref.pvalue))
     same = ks_binned([5, 5], [10, 10])
     assert (same.statistic, same.p_value) == (0.0, 1.0)
     with pytest.raises(ValueError):

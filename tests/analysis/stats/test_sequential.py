@@ -94,6 +94,7 @@ def test_one_sided_bounds_and_p_values() -> None:
 
 def test_edges() -> None:
     assert not confidence_sequence_mean(0.0, 1.0, 0).defined
+    assert confidence_sequence_mean(0.0, math.nan, 10).note == "variance unknown"
     assert not cs_mean(MeanVariance.of([1.0])).defined
     assert not cs_difference(MeanVariance.of([1.0, 2.0]), MeanVariance()).defined
     flat = cs_difference(MeanVariance.of([1.0] * 4), MeanVariance.of([1.0] * 4))
