@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.config.schema import Config, DeploymentSpec, ModelSpec
+from gateway.config.schema import Config, DeploymentSpec, ModelSpec, RemoteSpec
 from gateway.errors import ConfigError
 
 
@@ -24,10 +24,14 @@ class LoadedConfig:
     repository: Path
 
     def model_dir(self, spec: ModelSpec) -> Path:
-        base = self.path.parent if self.path else Path.cwd()
         if spec.path:
-            return (base / spec.path).resolve()
+            return self.relative(spec.path)
         return (self.repository / spec.name / spec.version).resolve()
+
+    def relative(self, path: str) -> Path:
+        """A path named in the file, relative to the file's directory."""
+        base = self.path.parent if self.path else Path.cwd()
+        return (base / path).resolve()
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -53,6 +57,8 @@ def _check_refs(config: Config) -> list[str]:
         seen.add(m.ref)
         if m.remote and m.python:
             errors.append(f"models[{i}]: give at most one of 'remote' and 'python'")
+        if m.remote:
+            errors.extend(_check_remote(m.remote, f"models[{i}].remote"))
     model_names = {m.name for m in config.models}
     dep_names: set[str] = set()
     for d, dep in enumerate(config.deployments):
@@ -68,6 +74,20 @@ def _check_refs(config: Config) -> list[str]:
     if default is not None and default not in dep_names:
         errors.append(f"server.default_deployment: {default!r} is not a deployment; expected "
                       f"one of {sorted(dep_names)}")
+    return errors
+
+
+def _check_remote(remote: RemoteSpec, where: str) -> list[str]:
+    errors: list[str] = []
+    if remote.card is not None and remote.classifier is not None:
+        errors.append(f"{where}: give at most one of 'card' and 'classifier'")
+    info = remote.classifier
+    if info is not None and remote.outputs is not None:
+        names = [t.name for t in remote.outputs]
+        for key in ("label_output", "scores_output"):
+            if getattr(info, key) not in names:
+                errors.append(f"{where}.classifier.{key}: {getattr(info, key)!r} is not one "
+                              f"of the declared outputs {names}")
     return errors
 
 

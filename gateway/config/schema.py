@@ -18,14 +18,64 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                   "INT64", "FP16", "FP32", "FP64", "BYTES"]
+
+
+class TensorDecl(Strict):
+    """One input or output of a remote model, as V2 metadata states it."""
+
+    name: Annotated[str, Field(min_length=1)]
+    datatype: Datatype
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(description="-1 for a dynamic dimension")
+
+
+class ClassifierSpec(Strict):
+    """How to read a classifier's answer, as a model card says it."""
+
+    class_labels: Annotated[list[str], Field(min_length=1)] = Field(
+        description="class names in score-column order; an integer label indexes them")
+    label_output: str = "label"
+    scores_output: str = "probabilities"
+    features: list[str] = Field(default_factory=list, description="feature order of the "
+                                "input rows (for POST /predict)")
+
+    @field_validator("class_labels", "features")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed twice")
+        return value
+
+
 class RemoteSpec(Strict):
-    """A model served by another V2 server (Shadowgate, Triton, MLServer, KServe)."""
+    """A model served by another V2 server (Shadowgate, Triton, MLServer, KServe).
+
+    What the gateway cannot learn from the remote's metadata can be declared here: a model
+    ``card`` (or an inline ``classifier``) so that answers are recorded as labels and class
+    scores, and ``inputs``/``outputs``, which win over the remote's metadata."""
 
     url: Annotated[str, Field(pattern=r"^https?://")]
     model: str | None = Field(None, description="remote model name; default: the local name")
     version: str | None = Field(None, description="remote model version; default: any")
     timeout_ms: Annotated[float, Field(gt=0)] = 1000
     max_connections: Annotated[int, Field(ge=1)] = 100
+    card: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="model card JSON file (as models/*/*/card.json), relative to the "
+        "config file")
+    classifier: ClassifierSpec | None = None
+    inputs: Annotated[list[TensorDecl], Field(min_length=1)] | None = None
+    outputs: Annotated[list[TensorDecl], Field(min_length=1)] | None = None
+
+    @field_validator("inputs", "outputs")
+    @classmethod
+    def _unique_names(cls, value: list[TensorDecl] | None) -> list[TensorDecl] | None:
+        names = [t.name for t in value or ()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"tensor name(s) {twice} declared twice")
+        return value
 
 
 class ModelSpec(Strict):

@@ -220,3 +220,61 @@ def test_routing_headers_are_lowercased() -> None:
     cfg = validate(config([dep(routing={"header": "X-User-Id", "force_header": "X-Force"})]))
     routing = cfg.config.deployments[0].routing
     assert (routing.header, routing.force_header) == ("x-user-id", "x-force")
+
+
+# -- remote models: card, inline classifier, declared signature -------------------------------
+
+def remote_model(**remote: Any) -> list[dict[str, Any]]:
+    return [{"name": "bc-logreg"},
+            {"name": "far", "remote": {"url": "http://127.0.0.1:1", **remote}}]
+
+
+CLASSIFIER = {"class_labels": ["malignant", "benign"], "label_output": "label",
+              "scores_output": "probabilities", "features": ["a", "b"]}
+OUTPUTS = [{"name": "label", "datatype": "INT64", "shape": [-1]},
+           {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}]
+
+
+def test_remote_declarations_are_read() -> None:
+    cfg = validate(config(models=remote_model(
+        classifier=CLASSIFIER, inputs=[{"name": "input", "datatype": "FP32", "shape": [-1, 2]}],
+        outputs=OUTPUTS)))
+    spec = cfg.config.models[1].remote
+    assert spec is not None and spec.classifier is not None and spec.outputs is not None
+    assert spec.classifier.class_labels == ["malignant", "benign"]
+    assert [t.shape for t in spec.outputs] == [[-1], [-1, 2]]
+    assert validate(config(models=remote_model(card="cards/far.json"))).config.models[1] \
+        .remote.card == "cards/far.json"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("remote", "path", "words"), [
+    ({"card": "c.json", "classifier": CLASSIFIER}, "models[1].remote",
+     "at most one of 'card' and 'classifier'"),
+    ({"classifier": {**CLASSIFIER, "class_labels": []}},
+     "models[1].remote.classifier.class_labels", "at least 1"),
+    ({"classifier": {**CLASSIFIER, "class_labels": ["a", "a"]}},
+     "models[1].remote.classifier.class_labels", "['a'] listed twice"),
+    ({"classifier": {"label_output": "label"}}, "models[1].remote.classifier.class_labels",
+     "required"),
+    ({"inputs": [{"name": "x", "datatype": "FP33", "shape": [1]}]},
+     "models[1].remote.inputs[0].datatype", "'FP32'"),
+    ({"inputs": [{"name": "x", "datatype": "FP32", "shape": [-2]}]},
+     "models[1].remote.inputs[0].shape[0]", "greater than or equal to -1"),
+    ({"inputs": []}, "models[1].remote.inputs", "at least 1"),
+    ({"outputs": [OUTPUTS[0], OUTPUTS[0]]}, "models[1].remote.outputs",
+     "['label'] declared twice"),
+    ({"classifier": {**CLASSIFIER, "scores_output": "proba"}, "outputs": OUTPUTS},
+     "models[1].remote.classifier.scores_output", "'proba' is not one of the declared"),
+    ({"card": ""}, "models[1].remote.card", "at least 1"),
+])
+def test_remote_declaration_errors_name_the_key_path(remote: dict[str, Any], path: str,
+                                                     words: str) -> None:
+    found = errors(config(models=remote_model(**remote)))
+    assert any(e.startswith(f"{path}:") and words in e for e in found), found
+
+
+def test_a_remote_card_is_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, yaml.safe_dump(config(models=remote_model(card="cards/far.json"))))
+    cfg = load(path)
+    assert cfg.relative("cards/far.json") == (tmp_path / "cards" / "far.json").resolve()
+    assert cfg.relative("/abs/card.json") == Path("/abs/card.json")
