@@ -72,5 +72,6 @@ def build_snapshot(loaded: LoadedConfig, models: ModelSet, metrics: Metrics) -> 
     model_metrics = {r: metrics.model(b.name, b.version) for r, b in models.by_ref.items()}
     same_inputs = frozenset((a, b) for a, x in models.by_ref.items()
                             for b, y in models.by_ref.items()
-                            if x.signature.inputs == y.signature.inputs)
+                            if x.signature.inputs == y.signature.inputs
+                            and x.signature.inputs_known == y.signature.inputs_known)
     return Snapshot(loaded, models, deployments, model_metrics, same_inputs)

@@ -27,8 +27,10 @@ def decode_request(payload: Any, model: str, signature: Signature,
     it is passed on in ``parameters``, where the routing key is read from on either protocol.
     """
     if info is None or not info.features or len(signature.inputs) != 1:
-        raise BadRequest(f"model {model!r} has no feature list in its card; "
-                         f"use POST /v2/models/{model}/infer")
+        why = ("has no feature list in its card" if info is None or not info.features
+               else "takes several input tensors" if signature.inputs_known
+               else "has unknown inputs (declare them in the config)")
+        raise BadRequest(f"model {model!r} {why}; use POST /v2/models/{model}/infer")
     if not isinstance(payload, dict):
         raise BadRequest(f"body: expected a JSON object, got {type(payload).__name__}")
     allowed = MAX_FIELDS if json_field is None else MAX_FIELDS | {json_field}

@@ -52,6 +52,15 @@ def backend_metadata(backend: Backend, name: str | None = None) -> dict[str, Any
                               "label_output": info.label_output,
                               "scores_output": info.scores_output,
                               "features": list(info.features)}
+    unknown = backend.signature.unknown_parts
+    if unknown:
+        # An empty list here would read as "takes no inputs"; say it is not known instead.
+        meta.setdefault("parameters", {}).update({
+            "unknown": list(unknown),
+            "note": f"{' and '.join(unknown)} not known: the model's server did not list "
+                    "them and the config declares none; "
+                    + ("requests are passed through unchecked, the model's server validates "
+                       "them" if "inputs" in unknown else "outputs are known from answers")})
     return meta
 
 
