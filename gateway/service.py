@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from gateway.backends.base import Backend
+from gateway.backends.base import Backend, CallContext
 from gateway.errors import BadRequest, GatewayError, InvalidInput, NotFound
 from gateway.metrics import Metrics
 from gateway.predlog.record import Prediction, Variant
@@ -123,10 +123,10 @@ class Service:
         """Serve ``request`` on what ``self.target`` resolved."""
         if isinstance(target, Deployment):
             return await self._deployment(target, request, call)
-        outputs, _ = await self._predict(target, request)
+        outputs, _ = await self._predict(target, request, call)
         return Answer(target, _select(request, outputs))
 
-    async def _predict(self, backend: Backend, request: InferenceRequest
+    async def _predict(self, backend: Backend, request: InferenceRequest, call: Call
                        ) -> tuple[dict[str, Array], float]:
         mm = self.snapshot.model_metrics[f"{backend.name}:{backend.version}"]
         try:
@@ -134,11 +134,12 @@ class Service:
             signature.validate(request.inputs, backend.name, request.finite)
             if signature.batchable and request.rows == 0:
                 raise InvalidInput("inputs: the first dimension is 0; send at least one row")
-            if request.outputs is not None:
+            if request.outputs is not None and signature.outputs_known:
                 _check_outputs(backend, request.outputs)
             start = time.perf_counter()
             try:
-                outputs = await backend.infer(request.inputs)
+                outputs = await backend.infer(request.inputs,
+                                              CallContext(call.request_id, request.id))
             except GatewayError:
                 raise
             except Exception as exc:
@@ -146,7 +147,7 @@ class Service:
                 raise ModelFailed(f"model {backend.name}:{backend.version} failed: "
                                   f"{type(exc).__name__}: {exc}") from None
             elapsed = time.perf_counter() - start
-            if request.outputs is not None and not signature.output_names:
+            if request.outputs is not None and not signature.outputs_known:
                 _check_outputs(backend, request.outputs, outputs)  # outputs known only now
         except GatewayError as exc:
             raise self.failed(backend, exc) from None
@@ -164,7 +165,7 @@ class Service:
                 f"canary model {names}, got {call.forced!r}")) from None
         backend = snap.models.by_ref[rt.primary]
         ts = self.clock()
-        outputs, elapsed = await self._predict(backend, request)
+        outputs, elapsed = await self._predict(backend, request, call)
         self._variant_counters[dep.spec.name, rt.variant].inc()
         self._pair(dep, rt, backend, request, call, ts, outputs, elapsed)
         return Answer(backend, _select(request, outputs), rt.variant, dep)
@@ -195,8 +196,8 @@ class Service:
         same = self.snapshot.same_inputs
         for slot, shadow in enumerate(rt.shadows, start=1):
             checked = request.finite and (rt.primary, shadow.model) in same
-            self.workers[shadow.model].submit(
-                Job(request.inputs, request.rows, pending, slot, shadow.timeout_s, checked))
+            self.workers[shadow.model].submit(Job(request.inputs, request.rows, pending, slot,
+                                                  shadow.timeout_s, checked, request.id))
 
 
 def _check_outputs(backend: Backend, wanted: list[str],

@@ -47,10 +47,11 @@ class Fake:
         return {"label": np.ones(rows, dtype=np.int64),
                 "probabilities": np.full((rows, 2), 0.5, dtype=np.float32)}
 
-    async def infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    async def infer(self, inputs: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         return self._run(inputs)
 
-    async def infer_batch(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    async def infer_batch(self, inputs: Mapping[str, Any], context: Any = None
+                          ) -> dict[str, Any]:
         return await asyncio.to_thread(self._run, inputs)
 
     async def close(self) -> None:

@@ -22,9 +22,10 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 
+from gateway.backends.base import CallContext
 from gateway.backends.card import CARD_FILE, ModelCard, load_card, sha256_of
 from gateway.errors import ConfigError
-from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec
+from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec, same_specs
 from gateway.protocol.tensors import DTYPES, Array
 
 log = logging.getLogger(__name__)
@@ -64,25 +65,10 @@ def _check_card(card: ModelCard, onnx_path: Path, signature: Signature) -> list[
                       f"({card.sha256}); the file changed or the card is stale")
     for kind, declared, actual in (("inputs", card.inputs, signature.inputs),
                                    ("outputs", card.outputs, signature.outputs)):
-        if declared is not None and not _same_specs(declared, actual):
+        if declared is not None and not same_specs(declared, actual):
             errors.append(f"{card.path}: {kind} {[s.as_json() for s in declared]} do not "
                           f"match the ONNX file's {[s.as_json() for s in actual]}")
     return errors
-
-
-def _same_specs(declared: tuple[TensorSpec, ...], actual: tuple[TensorSpec, ...]) -> bool:
-    """Same names, datatypes and ranks; dimensions equal where neither side is dynamic."""
-    have = {s.name: s for s in actual}
-    if {s.name for s in declared} != have.keys():
-        return False
-    for spec in declared:
-        other = have[spec.name]
-        if spec.datatype != other.datatype or len(spec.shape) != len(other.shape):
-            return False
-        if any(a != b and a != -1 and b != -1
-               for a, b in zip(spec.shape, other.shape, strict=True)):
-            return False
-    return True
 
 
 class OnnxBackend:
@@ -155,14 +141,16 @@ class OnnxBackend:
         log.info("model %s:%s warmed up: %.0f us per call, %s", self.name, self.version,
                  self.warmup_s * 1e6, "inline" if self.inline else "worker thread")
 
-    async def infer(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+    async def infer(self, inputs: Mapping[str, Array], context: CallContext | None = None
+                    ) -> dict[str, Array]:
         if self.inline:
             return self.run(inputs)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"ort-{self.name}")
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.run, inputs)
 
-    async def infer_batch(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+    async def infer_batch(self, inputs: Mapping[str, Array], context: CallContext | None = None
+                          ) -> dict[str, Array]:
         if self.shadow_inline:
             start = time.thread_time()
             outputs = self.run(inputs)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.backends.base import Backend
+from gateway.backends.base import Backend, CallContext
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.predlog.record import Status
@@ -39,6 +39,10 @@ class Job:
     # The inputs already passed, finite values included, the request path's validation
     # against a model with the same input signature as this shadow's: no need to repeat it.
     checked: bool = False
+    v2_id: str | None = None  # the caller's V2 ``id``, passed on to a remote shadow
+
+    def context(self) -> CallContext:
+        return CallContext(self.pending.record["request_id"], self.v2_id)
 
 
 class ShadowWorker:
@@ -122,21 +126,24 @@ class ShadowWorker:
 
     async def _run(self, jobs: list[Job]) -> None:
         if len(jobs) == 1 or not self.backend.signature.batchable:
+            # Unknown inputs are never batchable: such a shadow gets one call per job.
             for job in jobs:
-                await self._call([job], job.inputs)
+                await self._call([job], job.inputs, job.context())
             return
         names = list(jobs[0].inputs)
         merged = {n: np.concatenate([job.inputs[n] for job in jobs]) for n in names}
-        await self._call(jobs, merged)
+        ids = tuple(job.pending.record["request_id"] for job in jobs)
+        await self._call(jobs, merged, CallContext(ids[0], None, ids))
 
-    async def _call(self, jobs: list[Job], inputs: dict[str, Array]) -> None:
+    async def _call(self, jobs: list[Job], inputs: dict[str, Array], context: CallContext
+                    ) -> None:
         timeout = max(job.timeout_s for job in jobs)
         start = self.clock()
         try:
             # asyncio.timeout, not wait_for: no task per batch, and an inline backend's
             # call completes without a trip through the event loop.
             async with asyncio.timeout(timeout):
-                outputs = await self.backend.infer_batch(inputs)
+                outputs = await self.backend.infer_batch(inputs, context)
         except TimeoutError:
             self._finish(jobs, "timeout", self.clock() - start, f"no answer within {timeout}s")
             return
