@@ -3,7 +3,9 @@
     GatewayError (500, internal)
     ├── BadRequest (400, bad_request)
     │   ├── InvalidInput (400, invalid_input)       a tensor does not fit the signature
-    │   └── UnsupportedMediaType (415, unsupported_media_type)
+    │   ├── UnsupportedMediaType (415, unsupported_media_type)
+    │   └── RemoteRejected (400/413/422 as the remote said, remote_rejected)
+    │                                                   a remote model refused the input
     ├── NotFound (404, not_found)                  unknown model, version or deployment
     ├── PayloadTooLarge (413, payload_too_large)
     ├── NotReady (503, not_ready)
@@ -35,6 +37,16 @@ class InvalidInput(BadRequest):
 class UnsupportedMediaType(BadRequest):
     status_code = 415
     code = "unsupported_media_type"
+
+
+class RemoteRejected(BadRequest):
+    """A remote model refused the request as invalid; the caller gets the remote's status."""
+
+    code = "remote_rejected"
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class NotFound(GatewayError):

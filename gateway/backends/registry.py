@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.backends.base import Backend
+from gateway.backends.card import load_card
 from gateway.backends.custom import load_custom
 from gateway.backends.onnx import OnnxBackend
 from gateway.backends.remote import RemoteBackend
@@ -53,8 +54,15 @@ async def load_models(loaded: LoadedConfig, transport: httpx.AsyncBaseTransport 
         try:
             backend: Backend
             if spec.remote is not None:
-                remote = RemoteBackend(spec.name, spec.version, spec.remote, transport=transport)
-                await remote.start()
+                card = (load_card(loaded.relative(spec.remote.card))
+                        if spec.remote.card is not None else None)
+                remote = RemoteBackend(spec.name, spec.version, spec.remote, transport=transport,
+                                       card=card)
+                try:
+                    await remote.start()
+                except ConfigError:
+                    await remote.close()
+                    raise
                 backend = remote
             elif spec.python is not None:
                 backend = load_custom(spec.python, spec.name, spec.version, spec.options)
