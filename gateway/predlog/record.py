@@ -26,7 +26,8 @@ Fields (JSON):
     ``error``       error message or null
     ``output``      for classifiers: {"label": [class names], "scores": [[p, ...]],
                     "classes": [class names in score order]};
-                    otherwise {"tensors": {name: {"datatype", "shape", "data"}}};
+                    otherwise {"tensors": {name: {"datatype", "shape", "data"}}}
+                    (a trailing dimension of 1 dropped: [n, 1] is recorded as [n]);
                     null unless status is "ok"
 ``inputs``          {name: {"datatype", "shape", "data"}} or null when inputs are not logged
 """

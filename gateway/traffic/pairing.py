@@ -1,8 +1,16 @@
-"""Assembling one paired record from the answering model and every sampled shadow."""
+"""Assembling one paired record from the answering model and every sampled shadow.
+
+Outputs are normalised so that models which say the same thing in different shapes record
+the same: a classifier's labels become class names (class indices, integral floats, bytes
+or strings alike, ``[n]`` or ``[n, 1]``) beside its class scores; raw tensors drop a trailing
+dimension of 1 (``[n, 1]`` is recorded as ``[n]``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from gateway.backends.base import Backend
 from gateway.predlog.record import PairedRecord, Prediction, Status, Variant
@@ -22,16 +30,25 @@ def tensors_json(arrays: dict[str, Array]) -> dict[str, Any]:
 
 
 def output_json(backend: Backend, outputs: dict[str, Array]) -> dict[str, Any]:
-    """Classifiers log label names and scores; other models their raw output tensors."""
+    """Classifiers log label names and scores; other models (and a classifier's answer
+    without its label or scores output) their raw output tensors."""
     info = backend.classifier
-    if info is not None:
+    if info is not None and info.label_output in outputs and info.scores_output in outputs:
         return {"label": label_names(info, outputs[info.label_output]),
                 "scores": outputs[info.scores_output], "classes": info.class_labels}
-    return {"tensors": tensors_json(outputs)}
+    return {"tensors": tensors_json(_squeezed(outputs))}
+
+
+def _squeezed(outputs: dict[str, Array]) -> dict[str, Array]:
+    """Each tensor without a trailing dimension of 1 (``[n, 1]`` -> ``[n]``)."""
+    return {k: a.reshape(a.shape[:-1]) if a.ndim >= 2 and a.shape[-1] == 1 else a
+            for k, a in outputs.items()}
 
 
 def label_names(info: ClassifierInfo, labels: Array) -> list[Any]:
     """Class names for a label tensor (indices into the card's labels, or strings)."""
+    if labels.dtype.kind == "f" and np.array_equal(labels, np.round(labels)):
+        labels = labels.astype(np.int64)  # a server that sends class indices as floats
     if labels.dtype.kind in "iu":
         names = info.class_labels
         return [names[i] if 0 <= i < len(names) else str(i) for i in labels.ravel().tolist()]
@@ -46,7 +63,8 @@ def batch_outputs_json(backend: Backend, outputs: dict[str, Array],
     info = backend.classifier
     out: list[dict[str, Any]] = []
     offset = 0
-    if info is None:
+    if info is None or info.label_output not in outputs or info.scores_output not in outputs:
+        outputs = _squeezed(outputs)
         for n in rows:
             out.append({"tensors": tensors_json(
                 {k: (a[offset:offset + n] if a.ndim and a.shape[0] == total else a)
