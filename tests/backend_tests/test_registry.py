@@ -47,7 +47,7 @@ async def test_the_bundled_repository_loads(repo: Path) -> None:
         assert sorted(models.by_ref) == ["bc-gbt:1", "bc-logreg:1", "bc-rf:1"]
         assert models.versions == {"bc-gbt": ("1",), "bc-logreg": ("1",), "bc-rf": ("1",)}
         for backend in models:
-            assert backend.warmup_s is not None  # type: ignore[attr-defined]
+            assert backend.warmup_s is not None
     finally:
         for backend in models:
             await backend.close()
@@ -234,3 +234,41 @@ async def test_custom_backend_loads() -> None:
     models = [{"name": "custom", "python": "tests.backends:fake", "options": {"delay": 0}}]
     loaded_models = await load_models(loaded(config([], models=models)))
     assert loaded_models.get("custom").platform == "python"
+
+
+class Older:
+    """A custom backend written before calls took a ``context``."""
+
+    platform = "python"
+    classifier = None
+
+    def __init__(self, name: str, version: str, options: dict[str, Any]) -> None:
+        from tests.backends import SIGNATURE
+
+        self.name, self.version, self.signature = name, version, SIGNATURE
+        self.seen: list[Any] = []
+
+    async def infer(self, inputs: Any) -> dict[str, Any]:
+        self.seen.append(inputs)
+        return {}
+
+    async def infer_batch(self, inputs: Any) -> dict[str, Any]:
+        return await self.infer(inputs)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_custom_backend_without_context_is_adapted() -> None:
+    from gateway.backends.base import CallContext
+    from gateway.backends.custom import ContextFree
+
+    models = [{"name": "old", "python": f"{__name__}:Older"},
+              {"name": "new", "python": "tests.backends:fake"}]
+    loaded_models = await load_models(loaded(config([], models=models)))
+    old = loaded_models.get("old")
+    assert isinstance(old, ContextFree) and old.name == "old" and old.platform == "python"
+    await old.infer({"x": 1}, CallContext("r1"))
+    await old.infer_batch({"x": 2}, context=CallContext("r2"))
+    assert old.seen == [{"x": 1}, {"x": 2}]
+    assert not isinstance(loaded_models.get("new"), ContextFree)  # takes context itself
