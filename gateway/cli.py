@@ -8,9 +8,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.config.load import LoadedConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,30 +47,73 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_validate(path: Path, load_models: bool) -> int:
+    """Check the file; then (``load_models``) load every model in one event loop, and
+    report each remote model: whether it answered, its metadata, what the gateway cannot
+    learn about it (warnings) and where it disagrees with the config (errors)."""
     import asyncio
 
-    from gateway.backends.registry import load_models as load
     from gateway.config.load import load as load_config
 
     try:
         loaded = load_config(path)
-        if load_models:
-            models = asyncio.run(load(loaded))
-            asyncio.run(_close_all(models))
     except ConfigError as exc:
-        print(f"{path}: invalid", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
+        return _invalid(path, exc.errors)
+    report: list[str] = []
+    if load_models:
+        remote_log = logging.getLogger("gateway.backends.remote")
+        level = remote_log.level
+        remote_log.setLevel(logging.ERROR)  # its warnings are in the report below
+        try:
+            errors, report = asyncio.run(_check_models(loaded))
+        except Exception as exc:  # a check command reports, it never shows a traceback
+            errors = [f"cannot load the models: {type(exc).__name__}: {exc}"]
+        finally:
+            remote_log.setLevel(level)
+        if errors:
+            for line in report:
+                print(line)
+            return _invalid(path, errors)
     deployments = ", ".join(d.name for d in loaded.config.deployments) or "none"
     print(f"{path}: valid (revision {loaded.revision}; {len(loaded.config.models)} model(s); "
           f"deployments: {deployments})")
+    for line in report:
+        print(line)
     return 0
 
 
-async def _close_all(models: object) -> None:
-    for backend in models:  # type: ignore[attr-defined]
-        await backend.close()
+def _invalid(path: Path, errors: list[str]) -> int:
+    print(f"{path}: invalid", file=sys.stderr)
+    for error in errors:
+        print(f"  {error}", file=sys.stderr)
+    return 1
+
+
+async def _check_models(loaded: LoadedConfig) -> tuple[list[str], list[str]]:
+    """(errors, report lines) from loading every model; closes them all in this loop."""
+    from gateway.backends.registry import load_models
+    from gateway.backends.remote import RemoteBackend
+
+    try:
+        models = await load_models(loaded)
+    except ConfigError as exc:
+        return exc.errors, []
+    errors: list[str] = []
+    report: list[str] = []
+    try:
+        for i, spec in enumerate(loaded.config.models):
+            backend = models.by_ref[spec.ref]
+            if not isinstance(backend, RemoteBackend) or backend.metadata is None:
+                continue
+            where = f"models[{i}] ({spec.ref})"
+            report.append(f"  {where}: remote {backend.where} answered: "
+                          f"{backend.metadata.summary()}")
+            report.extend(f"    warning: {note}" for note in backend.notes)
+            errors.extend(f"{where}: remote {backend.where} does not match the config: "
+                          f"{mismatch}" for mismatch in backend.mismatches)
+    finally:
+        for backend in models:
+            await backend.close()
+    return errors, report
 
 
 def cmd_serve(settings: Settings) -> int:

@@ -17,7 +17,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import main
 from gateway.settings import Settings
-from tests.helpers import MODEL_NAMES, MODELS, ROOT, GatewayProcess, config, poll, v2_body
+from tests.helpers import (
+    MODEL_NAMES,
+    MODELS,
+    ROOT,
+    GatewayProcess,
+    LiveServer,
+    config,
+    free_port,
+    poll,
+    v2_body,
+)
 
 EXAMPLE = ROOT / "config" / "example.yaml"
 CANARY = ROOT / "config" / "canary-demo.yaml"
@@ -269,3 +279,65 @@ def test_a_bad_flag_is_named_as_the_flag() -> None:
 def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHADOWGATE_PORT", "8123")
     assert Settings.from_env().port == 8123
+
+
+# -- validate with remote models -------------------------------------------------------------
+
+def remote_config(url: str, **remote: Any) -> dict[str, Any]:
+    return config([{"name": "d", "champion": "bc-logreg", "shadows": [{"model": "far"}]}],
+                  models=[{"name": "bc-logreg"},
+                          {"name": "far", "remote": {"url": url, "model": "bc-logreg",
+                                                     "timeout_ms": 5000, **remote}}])
+
+
+def test_validate_reports_a_remote_that_answers(tmp_path: Path) -> None:
+    from tests.traffic.v2_server import MiniV2
+
+    with LiveServer(MiniV2().app()) as live:
+        path = write(tmp_path, remote_config(live.url, classifier={
+            "class_labels": ["malignant", "benign"]}))
+        done = run_cli("validate", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr == ""
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{path}: valid")
+    assert lines[1] == (f"  models[1] (far:1): remote {live.url}/v2/models/bc-logreg answered: "
+                        "platform (not given); inputs (none listed); outputs (none listed); "
+                        "class labels (none listed)")
+    assert lines[2].startswith("    warning: inputs unknown: ")
+    assert lines[3].startswith("    warning: outputs unknown: ")
+
+
+def test_validate_reports_a_remote_that_does_not_answer(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    path = write(tmp_path, remote_config(url))
+    done = run_cli("validate", str(path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr
+    assert done.stderr.startswith(f"{path}: invalid\n")
+    assert f"models[1] (far:1): remote {url}/v2/models/bc-logreg did not answer: ConnectError" \
+        in done.stderr
+
+
+def test_validate_reports_a_remote_that_disagrees_with_the_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.traffic.test_remote import upstream_app
+
+    with LiveServer(upstream_app([{"name": "bc-logreg"}])) as live:
+        good = write(tmp_path, remote_config(live.url, card=str(
+            MODELS / "bc-logreg" / "1" / "card.json")), "good.yaml")
+        bad = write(tmp_path, remote_config(live.url, classifier={
+            "class_labels": ["benign", "malignant"]}, outputs=[
+            {"name": "label", "datatype": "INT32", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}]), "bad.yaml")
+        assert main(["validate", str(good)]) == 0
+        out = capsys.readouterr().out
+        assert "answered: platform onnxruntime_onnx; inputs [input FP32 [-1, 30]]; " in out
+        assert "class labels ['malignant', 'benign']" in out and "warning" not in out
+        assert main(["validate", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert "models[1] (far:1): remote" in out  # it answered
+    assert err.startswith(f"{bad}: invalid\n")
+    assert "does not match the config: outputs: the config declares [label INT32 [-1], " in err
+    assert ("does not match the config: class labels: the config declares ['benign', "
+            "'malignant'], the remote reports ['malignant', 'benign']") in err

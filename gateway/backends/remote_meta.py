@@ -30,8 +30,8 @@ class RemoteMetadata:
     classifier: ClassifierInfo | None
 
     def summary(self) -> str:
-        classes = list(self.classifier.class_labels) if self.classifier else "none"
-        return (f"platform {self.platform or '?'}; inputs {describe(self.inputs)}; "
+        classes = list(self.classifier.class_labels) if self.classifier else "(none listed)"
+        return (f"platform {self.platform or '(not given)'}; inputs {describe(self.inputs)}; "
                 f"outputs {describe(self.outputs)}; class labels {classes}")
 
 
