@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import yaml
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.helpers import LiveServer, config, harness, loaded, v2_body
+from tests.helpers import (
+    MODELS,
+    ROOT,
+    GatewayProcess,
+    LiveServer,
+    config,
+    harness,
+    loaded,
+    v2_body,
+)
 
 
 def upstream_app(models: list[dict[str, Any]] | None = None) -> Any:
@@ -81,3 +93,35 @@ def test_remote_shadow_failure_is_a_record_entry(holdout: list[dict]) -> None:
             assert shadow["status"] == "error" and "far" in shadow["error"]
             assert h.metric("shadowgate_shadow_results_total", model_name="far",
                             model_version="1", status="error") == 1
+
+
+@pytest.mark.slow
+def test_another_gateway_process_as_a_remote_shadow_of_the_bundled_deployment(
+        tmp_path: Path, holdout: list[dict]) -> None:
+    upstream = tmp_path / "upstream.yaml"
+    upstream.write_text(yaml.safe_dump(config([], models=[{"name": "bc-logreg"}])))
+    env = {"SHADOWGATE_STATE_DIR": str(tmp_path / "state"), "SHADOWGATE_LOG": "off"}
+    with GatewayProcess(upstream, env) as gw:
+        data = yaml.safe_load((ROOT / "config" / "example.yaml").read_text())
+        data["model_repository"] = str(MODELS)
+        data["models"].append({"name": "far-lr", "remote": {
+            "url": gw.url, "model": "bc-logreg", "timeout_ms": 10_000}})
+        data["deployments"][0]["shadows"].append({"model": "far-lr", "timeout_ms": 10_000})
+        sizes = [1] * 20 + [7, 2]
+        with harness(data) as h:
+            start = 0
+            for size in sizes:
+                rows = [r["features"] for r in holdout[start:start + size]]
+                start += size
+                r = h.client.post("/v2/models/breast-cancer/infer", json=v2_body(rows))
+                assert r.status_code == 200, r.text
+            h.wait_records(len(sizes), timeout=30)
+    for record in h.sink.records:
+        champion, *shadows = record["predictions"]
+        assert [p["model"] for p in shadows] == ["bc-gbt", "bc-rf", "far-lr"]
+        far = shadows[-1]
+        assert far["status"] == "ok", far
+        assert far["output"]["label"] == champion["output"]["label"]
+        assert len(far["output"]["label"]) == record["rows"]
+        np.testing.assert_allclose(np.asarray(far["output"]["scores"]),
+                                   np.asarray(champion["output"]["scores"]), rtol=0, atol=1e-6)
