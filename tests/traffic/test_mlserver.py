@@ -2,9 +2,9 @@
 settings declare none), its answers shape ``label`` as ``[n, 1]``; with the model's card
 declared in the config, its record entries must equal the local champion's.
 
-Needs the optional extra ``remote-tests`` (MLServer), in an environment of its own:
-MLServer pins an older starlette and protobuf than the dev environment's. CI does not
-install it, so there this test is skipped.
+Needs the optional extra ``remote-tests`` (MLServer), in an environment of its own (MLServer
+pins an older starlette, and 1.7.1 an older protobuf, than the dev environment's); see the
+comment on the extra in pyproject.toml. CI does not install it, so there this is skipped.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from tests.helpers import MODELS, config, free_port, harness, poll, v2_body
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("mlserver") is None,
-                       reason="MLServer is not installed (optional extra 'remote-tests'; "
-                       "install it in an environment of its own: pip install -e "
-                       "'.[dev,remote-tests]')"),
+                       reason="MLServer is not installed (the optional extra 'remote-tests', "
+                       "in an environment of its own: see pyproject.toml)"),
 ]
 
 # The smallest ONNX runtime for MLServer (it ships none): first input in, every output out.
@@ -36,6 +35,7 @@ import numpy as np
 import onnxruntime as ort
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
+from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse
 
 
@@ -51,6 +51,10 @@ class OnnxModel(MLModel):
         names = [o.name for o in self.session.get_outputs()]
         feed = {i.name: NumpyCodec.decode_input(t).astype(np.float32)
                 for i, t in zip(self.session.get_inputs(), payload.inputs)}
+        for i in self.session.get_inputs():
+            if any(isinstance(d, int) and d != g for d, g in zip(i.shape, feed[i.name].shape)):
+                raise InferenceError(f"{i.name}: expected shape {i.shape}, got "
+                                     f"{list(feed[i.name].shape)}")
         outputs = self.session.run(names, feed)
         return InferenceResponse(model_name=self.name, id=payload.id, outputs=[
             NumpyCodec.encode_output(n, o) for n, o in zip(names, outputs)])
@@ -146,9 +150,9 @@ def test_mlserver_with_an_unknown_signature_refuses_with_its_own_error(
         row = holdout[0]["features"]
         r = h.client.post("/v2/models/mls-logreg/infer", json=v2_body([row]))
         assert r.status_code == 200, r.text
-        # 29 features: not checked here, MLServer's runtime fails on it. Whatever MLServer
-        # answers is what the caller gets (its 4xx as is, a 5xx as 502), never a refusal
-        # by the gateway that names the signature.
+        # 29 features: not checked here; MLServer's runtime refuses it with a 400, which
+        # the caller gets with MLServer's message.
         r = h.client.post("/v2/models/mls-logreg/infer", json=v2_body([row[:29]]))
-        assert r.status_code in (400, 422, 502), r.text
-        assert "does not fit" not in r.json()["error"]
+        assert r.status_code == 400, r.text
+        assert "refused the input" in r.json()["error"]
+        assert "expected shape [None, 30], got [1, 29]" in r.json()["error"]
