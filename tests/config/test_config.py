@@ -244,7 +244,7 @@ def test_remote_declarations_are_read() -> None:
     assert spec.classifier.class_labels == ["malignant", "benign"]
     assert [t.shape for t in spec.outputs] == [[-1], [-1, 2]]
     assert validate(config(models=remote_model(card="cards/far.json"))).config.models[1] \
-        .remote.card == "cards/far.json"  # type: ignore[union-attr]
+        .remote.card == "cards/far.json"
 
 
 @pytest.mark.parametrize(("remote", "path", "words"), [
