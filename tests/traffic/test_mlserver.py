@@ -2,15 +2,18 @@
 settings declare none), its answers shape ``label`` as ``[n, 1]``; with the model's card
 declared in the config, its record entries must equal the local champion's.
 
-Needs the optional extra ``remote-tests`` (MLServer), in an environment of its own (MLServer
-pins an older starlette, and 1.7.1 an older protobuf, than the dev environment's); see the
-comment on the extra in pyproject.toml. CI does not install it, so there this is skipped.
+Needs MLServer: the optional extra ``remote-tests`` in an environment of its own (MLServer
+pins an older starlette, and 1.7.1 an older protobuf, than the dev environment's; see the
+comment on the extra in pyproject.toml), or, from the dev environment, the Python of another
+environment with MLServer and onnxruntime in ``SHADOWGATE_TEST_MLSERVER_PYTHON`` (MLServer
+runs as a separate process anyway). CI has neither, so there this is skipped.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,11 +25,13 @@ import pytest
 
 from tests.helpers import MODELS, config, free_port, harness, poll, v2_body
 
+PYTHON = os.environ.get("SHADOWGATE_TEST_MLSERVER_PYTHON") or (
+    sys.executable if importlib.util.find_spec("mlserver") is not None else None)
+
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("mlserver") is None,
-                       reason="MLServer is not installed (the optional extra 'remote-tests', "
-                       "in an environment of its own: see pyproject.toml)"),
+    pytest.mark.skipif(PYTHON is None, reason="MLServer is not installed (the optional extra "
+                       "'remote-tests', or SHADOWGATE_TEST_MLSERVER_PYTHON: see this file)"),
 ]
 
 # The smallest ONNX runtime for MLServer (it ships none): first input in, every output out.
@@ -78,7 +83,8 @@ def mlserver(tmp_path: Path) -> Iterator[str]:
         "name": "bc-logreg", "implementation": "runtime.OnnxModel",
         "parameters": {"uri": str(MODELS / "bc-logreg" / "1" / "model.onnx")}}))
     log = (tmp_path / "mlserver.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", START, "start", str(folder)], cwd=folder,
+    assert PYTHON is not None
+    proc = subprocess.Popen([PYTHON, "-c", START, "start", str(folder)], cwd=folder,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 
