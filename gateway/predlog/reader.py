@@ -116,6 +116,45 @@ async def iter_pages(
                     stats.undecodable)
 
 
+async def iter_raw_pages(
+    redis: Redis,
+    deployment: str,
+    *,
+    since: float | None,
+    page: int = DEFAULT_PAGE,
+    skew_s: float | None = DEFAULT_SKEW_S,
+    stats: ScanStats | None = None,
+) -> AsyncIterator[list[bytes]]:
+    """The encoded records of the stream from ``since - skew_s`` to its end, one list per
+    XRANGE page, undecoded: for readers with their own decoder (the reports), which then
+    filter by ``ts`` and count each request id once as :func:`iter_pages` does."""
+    if page < 1:
+        raise ValueError("page must be at least 1")
+    stats = ScanStats() if stats is None else stats
+    key = keys.pairs(deployment)
+    start = "-"
+    if since is not None and skew_s is not None:
+        start = f"{max(0, int((since - skew_s) * 1000))}-0"
+    while True:
+        entries = await redis.xrange(key, min=start, max="+", count=page) or []
+        stats.pages += 1
+        stats.entries += len(entries)
+        payloads = []
+        for _, fields in entries:
+            raw = (fields or {}).get(STREAM_FIELD)
+            if isinstance(raw, bytes):
+                payloads.append(raw)
+            else:
+                stats.undecodable += 1
+        yield payloads
+        if len(entries) < page:
+            return
+        last_id = entries[-1][0]
+        if last_id is None:
+            raise RuntimeError(f"XRANGE on {key} returned an entry without an id")
+        start = "(" + _text(last_id)
+
+
 async def iter_records(
     redis: Redis,
     deployment: str,
