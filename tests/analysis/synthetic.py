@@ -56,7 +56,6 @@ def generate(world: World) -> tuple[list[bytes], dict[str, Feedback]]:
     champ_right = rng.random(n) < world.champion_accuracy
     champ_pred = np.where(champ_right, truth, 1 - truth)
     conf = rng.uniform(0.55, 0.99, n)
-    canary_total = sum(c.canary for c in world.candidates)
     bucket = rng.integers(0, 10_000, n)
     payloads: list[bytes] = []
     feedback: dict[str, Feedback] = {}
