@@ -13,10 +13,12 @@ import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import msgspec
 import numpy as np
+import orjson
 
 from gateway.analysis.batch import (
     CANARY,
@@ -28,17 +30,19 @@ from gateway.analysis.batch import (
     empty_model,
 )
 
+_NULL = msgspec.Raw(b"null")
+
 
 class Tensor(msgspec.Struct, gc=False):
     datatype: str = ""
     shape: list[int] = []
-    data: Any = None
+    data: msgspec.Raw = _NULL  # parsed only where needed, a page at a time
 
 
 class Output(msgspec.Struct, gc=False):
     label: list[Any] | None = None
     scores: list[list[float | None]] | None = None
-    classes: list[str] | None = None
+    classes: msgspec.Raw = _NULL  # the same in every entry of a model: parsed once a page
     tensors: dict[str, Tensor] | None = None
 
 
@@ -65,6 +69,7 @@ class Record(msgspec.Struct, gc=False):
 
 
 _ONE = msgspec.json.Decoder(Record)
+_CLASSES = msgspec.json.Decoder(list[str] | None)
 _PAGE = msgspec.json.Decoder(list[Record])
 
 
@@ -119,6 +124,14 @@ class Layout:
             return label
         return -1
 
+    def class_indices(self, labels: list[Any]) -> list[int]:
+        """``class_index`` of each label, with one dict lookup per label when they are names."""
+        get = self._index.get
+        out = [get(label, -2) for label in labels]
+        if -2 in out:
+            out = [self.class_index(label) for label in labels]
+        return out
+
     def column_order(self, classes: list[str] | None) -> list[int] | None:
         """Where each of a model's score columns goes (None: already in report order)."""
         if classes is None or tuple(classes) == self.classes:
@@ -126,16 +139,45 @@ class Layout:
         return [self._index.get(c, -1) for c in classes]
 
 
+class _Gather:
+    """One model's answers in a page, as Python lists until the page is done."""
+
+    __slots__ = (
+        "classes",
+        "labels",
+        "latency",
+        "recs",
+        "roles",
+        "rows",
+        "scored",
+        "scores",
+        "statuses",
+        "value_rows",
+        "values",
+    )
+
+    def __init__(self) -> None:
+        self.recs: list[int] = []
+        self.statuses: list[int] = []
+        self.roles: list[int] = []
+        self.latency: list[float] = []
+        self.rows: list[int] = []  # row index of each label
+        self.labels: list[Any] = []
+        self.scored: list[int] = []  # row index of each score row
+        self.scores: list[list[float | None]] = []
+        self.value_rows: list[int] = []
+        self.values: list[Any] = []
+        self.classes: msgspec.Raw | None = None  # of the first scored entry
+
+
 def to_batch(records: Sequence[Record], feedback: Mapping[str, Feedback], layout: Layout
              ) -> Batch:
     """Columns of ``records``; ``feedback`` maps a request id (or V2 body id) to what was
     posted for it."""
     count = len(records)
-    k = len(layout.classes)
     rows_of = [r.rows if r.rows > 0 else 1 for r in records]
-    starts = np.zeros(count + 1, np.int64)
-    np.cumsum(rows_of, out=starts[1:])
-    n = int(starts[-1])
+    starts = [0, *accumulate(rows_of)]
+    n = starts[-1]
     batch = Batch(
         ts=np.fromiter((r.ts for r in records), np.float64, count),
         variant=np.fromiter((CANARY if r.variant == "canary" else CHAMPION for r in records),
@@ -150,33 +192,100 @@ def to_batch(records: Sequence[Record], feedback: Mapping[str, Feedback], layout
     _feedback(batch, records, feedback, layout, starts)
     if layout.features:
         _inputs(batch, records, starts, layout.features)
+    gathered: dict[tuple[str, str], _Gather] = {}
+    statuses, roles, has_classes = STATUS_CODES, ROLE_CODES, bool(layout.classes)
     for i, record in enumerate(records):
-        start, rows = int(starts[i]), rows_of[i]
+        start, rows = starts[i], rows_of[i]
+        single = rows == 1
         for p in record.predictions:
-            key = f"{p.model}:{p.version}"
-            cols = batch.models.get(key)
-            if cols is None:
-                cols = batch.models[key] = empty_model(count, n, k)
-            cols.status[i] = STATUS_CODES.get(p.status, 0)
-            cols.role[i] = ROLE_CODES.get(p.role, 0)
-            if p.latency_ms is not None:
-                cols.latency_ms[i] = p.latency_ms
-            if p.output is not None:
-                _answer(cols, p.output, start, rows, layout)
+            g = gathered.get((p.model, p.version))
+            if g is None:
+                g = gathered[(p.model, p.version)] = _Gather()
+            g.recs.append(i)
+            g.statuses.append(statuses.get(p.status, 0))
+            g.roles.append(roles.get(p.role, 0))
+            g.latency.append(math.nan if p.latency_ms is None else p.latency_ms)
+            out = p.output
+            if out is None:
+                continue
+            if out.label is not None and has_classes:
+                labels, scores = out.label, out.scores
+                if len(labels) == rows:
+                    if single:
+                        g.rows.append(start)
+                    else:
+                        g.rows.extend(range(start, start + rows))
+                    g.labels.extend(labels)
+                if scores is not None and len(scores) == rows:
+                    if single:
+                        g.scored.append(start)
+                    else:
+                        g.scored.extend(range(start, start + rows))
+                    g.scores.extend(scores)
+                    if g.classes is None:
+                        g.classes = out.classes
+            elif out.tensors:
+                _values(g, out.tensors, start, rows)
+    for (model, version), g in gathered.items():
+        batch.models[f"{model}:{version}"] = _columns(g, count, n, layout)
     return batch
 
 
+def _values(g: _Gather, tensors: dict[str, Tensor], start: int, rows: int) -> None:
+    try:
+        data = orjson.loads(next(iter(tensors.values())).data)
+    except orjson.JSONDecodeError:
+        return
+    flat = data if data and not isinstance(data[0], list) else [
+        v[0] if isinstance(v, list) and v else math.nan for v in data or ()]
+    if len(flat) == rows:
+        g.value_rows.extend(range(start, start + rows))
+        g.values.extend(v if isinstance(v, int | float) and not isinstance(v, bool)
+                        else math.nan for v in flat)
+
+
+def _columns(g: _Gather, records: int, rows: int, layout: Layout) -> ModelColumns:
+    cols = empty_model(records, rows, len(layout.classes))
+    recs = np.asarray(g.recs, np.int64)
+    cols.status[recs] = g.statuses
+    cols.role[recs] = g.roles
+    cols.latency_ms[recs] = g.latency
+    if g.labels:
+        cols.pred[g.rows] = layout.class_indices(g.labels)
+    if g.scores:
+        order = None
+        if g.classes is not None:
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                order = layout.column_order(_CLASSES.decode(g.classes))
+        with contextlib.suppress(TypeError, ValueError):  # ragged rows: no scores this page
+            block = np.asarray(g.scores, np.float64)  # None -> nan
+            if order is None and block.shape[1] == cols.scores.shape[1]:
+                cols.scores[g.scored] = block
+            elif order is not None:
+                for src, dst in enumerate(order):
+                    if dst >= 0 and src < block.shape[1]:
+                        cols.scores[g.scored, dst] = block[:, src]
+    if g.values:
+        cols.value[g.value_rows] = g.values
+    return cols
+
+
 def _feedback(batch: Batch, records: Sequence[Record], feedback: Mapping[str, Feedback],
-              layout: Layout, starts: np.ndarray) -> None:
+              layout: Layout, starts: list[int]) -> None:
     if not feedback:
         return
+    found: list[int] = []
+    delays: list[float] = []
+    label_rows: list[int] = []
+    labels: list[Any] = []
     for i, record in enumerate(records):
         got = feedback.get(record.request_id)
         if got is None and record.id is not None:
             got = feedback.get(record.id)
         if got is None:
             continue
-        batch.label_delay_s[i] = got.received - record.ts
+        found.append(i)
+        delays.append(got.received - record.ts)
         for name, value in got.outcomes.items():
             column = batch.outcomes.get(name)
             if column is not None:
@@ -184,59 +293,45 @@ def _feedback(batch: Batch, records: Sequence[Record], feedback: Mapping[str, Fe
         label = got.label
         if label is None:
             continue
-        start, end = int(starts[i]), int(starts[i + 1])
-        labels = label if isinstance(label, list) else [label] if end - start == 1 else []
-        if len(labels) != end - start:
-            continue  # one label for a request of several rows: which row it is for is unknown
-        for j, value in enumerate(labels):
-            if layout.classes:
-                batch.truth[start + j] = layout.class_index(value)
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                batch.truth_value[start + j] = value
+        start, end = starts[i], starts[i + 1]
+        if end - start == 1 and not isinstance(label, list):
+            label_rows.append(start)
+            labels.append(label)
+        elif isinstance(label, list) and len(label) == end - start:
+            label_rows.extend(range(start, end))
+            labels.extend(label)
+        # else: one label for a request of several rows; which row it is for is unknown
+    batch.label_delay_s[found] = delays
+    if not labels:
+        return
+    if layout.classes:
+        batch.truth[label_rows] = layout.class_indices(labels)
+    else:
+        batch.truth_value[label_rows] = [
+            v if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+            for v in labels]
 
 
-def _inputs(batch: Batch, records: Sequence[Record], starts: np.ndarray, width: int) -> None:
-    rows: list[Any] = []
+def _inputs(batch: Batch, records: Sequence[Record], starts: list[int], width: int) -> None:
+    """The single input tensor of each record, all parsed in one call for the page."""
+    raws: list[bytes] = []
     where: list[int] = []
     for i, record in enumerate(records):
         if not record.inputs or len(record.inputs) != 1:
             continue
         tensor = next(iter(record.inputs.values()))
         shape = tensor.shape
-        if len(shape) != 2 or shape[1] != width or shape[0] != starts[i + 1] - starts[i]:
+        start, end = starts[i], starts[i + 1]
+        if len(shape) != 2 or shape[1] != width or shape[0] != end - start:
             continue
-        data = tensor.data
-        if data and isinstance(data[0], list):
-            rows.extend(data)
-        else:  # flat data
-            rows.extend(data[j:j + width] for j in range(0, len(data), width))
-        where.extend(range(int(starts[i]), int(starts[i + 1])))
-    if rows:
-        with contextlib.suppress(TypeError, ValueError):  # not numeric: no drift for these
-            batch.inputs[where] = np.asarray(rows, np.float32)
-
-
-def _answer(cols: ModelColumns, output: Output, start: int, rows: int, layout: Layout) -> None:
-    if output.label is not None and layout.classes:
-        labels = output.label
-        for j in range(min(rows, len(labels))):
-            cols.pred[start + j] = layout.class_index(labels[j])
-        scores = output.scores
-        if scores and len(scores) == rows:
-            block = np.asarray(scores, np.float64)  # None -> nan
-            order = layout.column_order(output.classes)
-            if order is None and block.shape[1] == cols.scores.shape[1]:
-                cols.scores[start:start + rows] = block
-            elif order is not None:
-                for src, dst in enumerate(order):
-                    if dst >= 0 and src < block.shape[1]:
-                        cols.scores[start:start + rows, dst] = block[:, src]
-    elif output.tensors:
-        tensor = next(iter(output.tensors.values()))
-        data = tensor.data
-        flat = data if data and not isinstance(data[0], list) else [
-            v[0] if isinstance(v, list) and v else math.nan for v in data or ()]
-        for j in range(min(rows, len(flat))):
-            value = flat[j]
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                cols.value[start + j] = value
+        raws.append(tensor.data)
+        if end - start == 1:
+            where.append(start)
+        else:
+            where.extend(range(start, end))
+    if not raws:
+        return
+    with contextlib.suppress(orjson.JSONDecodeError, TypeError, ValueError):
+        values = np.asarray(orjson.loads(b"[" + b",".join(raws) + b"]"), np.float32)
+        if values.size == len(where) * width:  # nested [rows, width] or flat per record
+            batch.inputs[where] = values.reshape(len(where), width)
