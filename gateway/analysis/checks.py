@@ -134,8 +134,14 @@ def agreement(candidate: str, agree: int, total: int, guard: GuardrailSpec) -> C
 
 
 def accuracy(candidate: str, diff: MeanVariance, labelled: int, guard: GuardrailSpec,
-             more: int | None, hours: float | None) -> Check:
-    """Guardrail: paired accuracy not worse than the champion's by more than the margin."""
+             more: int | None, hours: float | None,
+             rates: tuple[float, float] | None = None) -> Check:
+    """Guardrail: paired accuracy not worse than the champion's by more than the margin.
+
+    ``diff`` holds per labelled row candidate-right minus champion-right (or, for a model
+    without classes, candidate minus champion squared error, where lower is better);
+    ``rates``: (candidate, champion) accuracy, for the sentence.
+    """
     c, margin = guard.confidence, guard.max_accuracy_drop
     condition = (f"candidate - champion accuracy >= {words.points(-margin)} "
                  f"({round(c * 100)}% confidence sequence, paired)")
@@ -144,19 +150,24 @@ def accuracy(candidate: str, diff: MeanVariance, labelled: int, guard: Guardrail
         return Check(name="accuracy", kind="guardrail", measured=None, bound=-margin,
                      condition=condition, result="hold",
                      sentence=f"{labelled:,} labelled requests so far; accuracy is compared "
-                     f"from {guard.min_labels:,} ({missing:,} more).")
+                     f"from {guard.min_labels:,} on ({missing:,} more, "
+                     f"{words.duration(hours)} at the current rate of labels).")
     e = cs_mean(diff, c)
-    worse = e.high < -margin
-    result = "fail" if worse else "pass" if e.low >= -margin else "hold"
-    sentence = (f"On {labelled:,} labelled requests {candidate} was right "
-                f"{words.points(e.value)} {'more' if e.value >= 0 else 'less'} often than the "
-                f"champion {words.points_interval(e)}")
-    if result == "fail":
-        sentence += f": worse than the allowed {words.points(-margin)}."
-    elif result == "pass":
-        sentence += f": not worse than the allowed {words.points(-margin)}."
+    result = "fail" if e.high < -margin else "pass" if e.low >= -margin else "hold"
+    if rates is not None:
+        sentence = (f"{candidate} was right on {words.pct(rates[0])} of {labelled:,} labelled "
+                    f"requests, the champion on {words.pct(rates[1])}: "
+                    f"{words.points(e.value)} {words.points_interval(e)}")
     else:
-        sentence += (f"; to tell whether it is within {words.points(-margin)}, about "
+        sentence = (f"On {labelled:,} labelled requests {candidate}'s accuracy differs from "
+                    f"the champion's by {words.points(e.value)} {words.points_interval(e)}")
+    allowed = f"{margin * 100:.1f} points"
+    if result == "fail":
+        sentence += f": worse by more than the {allowed} allowed."
+    elif result == "pass":
+        sentence += f": not worse by more than the {allowed} allowed."
+    else:
+        sentence += (f". To tell whether it is within the {allowed} allowed, about "
                      f"{more or 0:,} more labelled requests are needed "
                      f"({words.duration(hours)} at the current rate of labels).")
     return Check(name="accuracy", kind="guardrail", measured=_num(e.value), bound=-margin,
@@ -171,13 +182,15 @@ def business(candidate: str, diff: MeanVariance, unit: str, guard: GuardrailSpec
     e = cs_mean(diff, guard.confidence, alternative="less")
     result = "fail" if e.high < 0 else "pass"
     per_1000 = e.value * 1000
+    direction = "more" if per_1000 >= 0 else "less"
+    sentence = (f"Per 1,000 labelled requests, {candidate}'s decisions are worth "
+                f"{words.money(abs(per_1000), unit).lstrip('+')} {direction} than the "
+                "champion's")
     return Check(name="business_value", kind="guardrail", measured=_num(e.value), bound=0.0,
                  condition=f"value per request with the candidate - with the champion is not "
                            f"below 0 ({round(guard.confidence * 100)}% confidence sequence)",
                  result=result,
-                 sentence=f"Per 1,000 labelled requests {candidate}'s decisions are worth "
-                 f"{words.money(per_1000, unit)} against the champion's"
-                 + (": significantly less." if result == "fail" else "."))
+                 sentence=sentence + (": significantly less." if result == "fail" else "."))
 
 
 def outcome(name: str, spec: OutcomeSpec, lift: Estimate, enough: bool) -> Check:

@@ -58,7 +58,8 @@ def duration(hours: float | None) -> str:
     if hours is None or math.isnan(hours) or math.isinf(hours):
         return "an unknown time (no traffic measured)"
     if hours < 1:
-        return f"about {max(1, round(hours * 60))} minutes"
+        minutes = max(1, round(hours * 60))
+        return "about a minute" if minutes == 1 else f"about {minutes} minutes"
     if hours < 48:
         return f"about {round(hours)} hours" if hours >= 1.5 else "about an hour"
     return f"about {round(hours / 24)} days"
