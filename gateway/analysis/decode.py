@@ -233,7 +233,7 @@ def to_batch(records: Sequence[Record], feedback: Mapping[str, Feedback], layout
 
 def _values(g: _Gather, tensors: dict[str, Tensor], start: int, rows: int) -> None:
     try:
-        data = orjson.loads(next(iter(tensors.values())).data)
+        data = orjson.loads(memoryview(next(iter(tensors.values())).data))
     except orjson.JSONDecodeError:
         return
     flat = data if data and not isinstance(data[0], list) else [
@@ -332,6 +332,11 @@ def _inputs(batch: Batch, records: Sequence[Record], starts: list[int], width: i
     if not raws:
         return
     with contextlib.suppress(orjson.JSONDecodeError, TypeError, ValueError):
-        values = np.asarray(orjson.loads(b"[" + b",".join(raws) + b"]"), np.float32)
+        parsed = orjson.loads(b"[" + b",".join(raws) + b"]")
+        if len(parsed) == len(where):  # one row each (the usual case): one conversion
+            values = np.asarray(parsed, np.float32)
+        else:
+            values = np.concatenate([np.asarray(d, np.float32).reshape(-1, width)
+                                     for d in parsed])
         if values.size == len(where) * width:  # nested [rows, width] or flat per record
             batch.inputs[where] = values.reshape(len(where), width)
