@@ -27,7 +27,8 @@ from gateway.predlog.sink import RecordSink
 from gateway.runtime import Runtime
 from gateway.service import Service
 from gateway.settings import Settings
-from gateway.snapshot import Snapshot, build_snapshot
+from gateway.snapshot import Snapshot, build_snapshot, decision_rules
+from gateway.traffic.live import LiveAgreement
 from gateway.traffic.mirror import ShadowWorker
 from gateway.web import feedback, inference, meta, openapi
 from gateway.web.errors import HANDLERS
@@ -123,11 +124,12 @@ async def start_shadows(stack: contextlib.AsyncExitStack, snapshot: Snapshot, me
     """A worker per model that may run as a shadow, each running as a task that ``stack``
     stops: queued jobs drain (bounded), then the task ends."""
     mirror = snapshot.loaded.config.mirror
+    live = LiveAgreement(metrics, decision_rules(snapshot))
     workers = {}
     for ref in sorted(snapshot.shadow_refs()):
         worker = ShadowWorker(snapshot.models.by_ref[ref], metrics,
                               queue_size=mirror.queue_size, max_batch=mirror.max_batch,
-                              max_wait_s=mirror.max_wait_ms / 1000)
+                              max_wait_s=mirror.max_wait_ms / 1000, live=live)
         task = asyncio.create_task(worker.run(), name=f"shadow:{ref}")
         stack.push_async_callback(stop_worker, worker, task, settings.shutdown_timeout_s / 2)
         workers[ref] = worker
