@@ -150,6 +150,21 @@ class Metrics:
             "shadowgate_score_difference",
             "Candidate minus champion score of the positive class", pair,
             buckets=SCORE_DIFF_BUCKETS, registry=r)
+        # Config reloads and rollouts
+        self.config_reloads = Counter(
+            "shadowgate_config_reloads", "Config reloads by result (applied, invalid, failed)",
+            ("result",), registry=r)
+        self.config_revision = _gauge(
+            "shadowgate_config_info", "1 for the config revision being served", ("revision",), r)
+        self.rollout_stage = _gauge(
+            "shadowgate_rollout_stage", "Stage index of a rollout (-1 rolled back, number of "
+            "stages once promoted)", ("deployment", "candidate"), r)
+        self.rollout_decisions = Counter(
+            "shadowgate_rollout_decisions", "Rollout decisions by action and the gate that failed",
+            ("deployment", "action", "gate"), registry=r)
+        self.rollout_webhook_failures = Counter(
+            "shadowgate_rollout_webhook_failures", "Decisions the webhook did not take",
+            registry=r)
         self.feedback_received = Counter(
             "shadowgate_feedback_received", "Ground-truth labels stored", ("deployment",),
             registry=r)

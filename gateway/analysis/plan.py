@@ -56,9 +56,13 @@ def card_of(loaded: LoadedConfig, ref: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def plan_for(loaded: LoadedConfig, deployment: str, candidate: str | None = None) -> Plan:
-    """Resolve the deployment's champion, classes, features, segments; raises KeyError."""
-    spec = next((d for d in loaded.config.deployments if d.name == deployment), None)
+def plan_for(loaded: LoadedConfig, deployment: str, candidate: str | None = None,
+             spec: DeploymentSpec | None = None) -> Plan:
+    """Resolve the deployment's champion, classes, features, segments; raises KeyError.
+
+    ``spec``: the deployment as served when it differs from the file (a rollout's stage)."""
+    if spec is None:
+        spec = next((d for d in loaded.config.deployments if d.name == deployment), None)
     if spec is None:
         names = [d.name for d in loaded.config.deployments]
         raise KeyError(f"deployment {deployment!r} is not in the config; deployments: {names}")

@@ -71,20 +71,29 @@ class RedisSource:
     def __init__(self, redis: Redis, deployment: str, *, since: float | None,
                  until: float | None, page: int = DEFAULT_PAGE,
                  skew_s: float | None = DEFAULT_SKEW_S,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None,
+                 seen: set[str] | None = None) -> None:
+        """``seen``: request ids already counted (kept across calls to ``batches`` when the
+        source is read again and again, as a rollout does)."""
         self.redis = redis
         self.deployment = deployment
         self.since, self.until = since, until
         self.page, self.skew_s = page, skew_s
         self.progress = progress
         self.stats = SourceStats()
+        self.seen: set[str] = set() if seen is None else seen
+        self.last_id: str | None = None  # where the last read ended
 
-    async def batches(self, layout: Layout) -> AsyncIterator[Batch]:
-        seen: set[str] = set()
+    async def batches(self, layout: Layout, end: str = "+") -> AsyncIterator[Batch]:
+        """Records read after ``last_id`` (all of the window the first time) up to the
+        stream id ``end``."""
+        seen = self.seen
         scan = ScanStats()
         since, until = self.since, self.until
         async for payloads in iter_raw_pages(self.redis, self.deployment, since=since,
-                                             page=self.page, skew_s=self.skew_s, stats=scan):
+                                             page=self.page, skew_s=self.skew_s, stats=scan,
+                                             after=self.last_id, end=end):
+            self.last_id = scan.last_id or self.last_id
             if self.progress is not None:
                 self.progress(len(payloads))
             with no_cyclic_gc():
@@ -107,7 +116,7 @@ class RedisSource:
                 batch = to_batch(kept, feedback, layout)
             self.stats.records += len(kept)
             yield batch
-        self.stats.entries = scan.entries
+        self.stats.entries += scan.entries
         self.stats.undecodable += scan.undecodable
 
     async def _feedback(self, records: list[Record]) -> dict[str, Feedback]:

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.config.rollout import RolloutSpec
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -152,6 +154,7 @@ class DeploymentSpec(Strict):
     outcomes: list[OutcomeSpec] = Field(default_factory=list)
     guardrails: GuardrailSpec = Field(default_factory=GuardrailSpec)
     segments: list[SegmentSpec] = Field(default_factory=list)
+    rollout: RolloutSpec | None = None
 
 
 class MirrorSpec(Strict):
