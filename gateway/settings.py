@@ -36,6 +36,7 @@ class Settings(BaseModel):
                                "reach after an outage")
     spool_max_bytes: int = Field(1 << 30, ge=1)
     shutdown_timeout_s: float = Field(10.0, ge=0)
+    watch_config: bool = Field(True, description="reload the config file when it changes")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

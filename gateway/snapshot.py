@@ -14,6 +14,7 @@ from gateway.config.load import LoadedConfig, resolve_ref
 from gateway.config.schema import DeploymentSpec
 from gateway.metrics import Metrics, ModelMetrics
 from gateway.traffic.live import DecisionRule
+from gateway.traffic.mirror import ShadowWorker
 from gateway.traffic.router import DeploymentPlan, ShadowPlan
 
 
@@ -33,6 +34,7 @@ class Snapshot:
     # (model ref, model ref) pairs whose input signatures are the same: inputs validated for
     # the first need no second validation for the second (a shadow's micro-batch).
     same_inputs: frozenset[tuple[str, str]] = frozenset()
+    workers: dict[str, ShadowWorker] = field(default_factory=dict)  # model ref -> its worker
 
     @property
     def revision(self) -> str:

@@ -43,6 +43,10 @@ class LiveAgreement:
         self._rules = dict(rules)
         self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
+    def set_rules(self, rules: Mapping[str, DecisionRule]) -> None:
+        """The decision rules of a new config (a reload)."""
+        self._rules = dict(rules)
+
     def observe(self, deployment: str, champion_role: bool, model: str,
                 pairs: Sequence[tuple[dict[str, Any], dict[str, Any], str]]) -> None:
         """``pairs``: (this model's output, the served model's output, the served model's

@@ -51,6 +51,7 @@ class ShadowWorker:
                  live: LiveAgreement | None = None) -> None:
         self.backend = backend
         self.live = live
+        self.settings = (queue_size, max_batch, max_wait_s)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clock = clock
