@@ -15,7 +15,8 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -77,13 +78,14 @@ class GatewayApp(Starlette):
 def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               tune_gc: bool = False) -> Starlette:
+               tune_gc: bool = False, clock: Callable[[], float] = time.time) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
     ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
     embedders pass their own; by default they come from ``settings``. ``tune_gc``: once
     started, freeze what is alive and collect the young generation less often (for a
-    process that serves this app only: ``shadowgate serve`` sets it).
+    process that serves this app only: ``shadowgate serve`` sets it). ``clock``: the wall
+    clock of records and rollouts (tests move it).
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             plog = await stack.enter_async_context(
                 open_prediction_log(settings, config, metrics, sink))
             serving = Serving(metrics, plog.sink, grace_s=settings.shutdown_timeout_s,
-                              transport=transport)
+                              transport=transport, clock=clock)
             stack.push_async_callback(serving.close, settings.shutdown_timeout_s / 2)
             states = await initial_states(plog.redis, config)
             snapshot = await serving.apply(config, states)
@@ -105,7 +107,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             if config.path is not None:
                 runtime.reloader = Reloader(config.path, serving, metrics)
             if plog.redis is not None:
-                await start_rollouts(stack, runtime, plog.redis, transport)
+                await start_rollouts(stack, runtime, plog.redis, transport, clock,
+                                     settings.rollout_controller)
             if runtime.reloader is not None and settings.watch_config:
                 await start_watching(stack, runtime.reloader)
             app.state.runtime = runtime
@@ -143,9 +146,11 @@ async def initial_states(redis: Redis | None, config: LoadedConfig
 
 
 async def start_rollouts(stack: contextlib.AsyncExitStack, runtime: Runtime, redis: Redis,
-                         transport: httpx.AsyncBaseTransport | None) -> None:
+                         transport: httpx.AsyncBaseTransport | None,
+                         clock: Callable[[], float], run_controller_task: bool) -> None:
     """The state watcher (every replica routes by the rollouts' states) and the controller
-    (acts where it holds the lock), as tasks the stack stops."""
+    (acts where it holds the lock; its loop runs here unless ``run_controller_task`` is
+    off, for replicas that only serve), as tasks the stack stops."""
     serving = runtime.serving
 
     def rollouts() -> list[str]:
@@ -169,11 +174,12 @@ async def start_rollouts(stack: contextlib.AsyncExitStack, runtime: Runtime, red
         return serving.loaded
 
     controller = RolloutController(redis, config, runtime.metrics, owner=owner_id(),
-                                   on_change=on_change, webhook=webhook)
+                                   on_change=on_change, webhook=webhook, clock=clock)
     runtime.controller = controller
     stack.push_async_callback(controller.close)
-    tasks = [asyncio.create_task(watcher.run(), name="rollout-states"),
-             asyncio.create_task(run_controller(controller), name="rollout-controller")]
+    tasks = [asyncio.create_task(watcher.run(), name="rollout-states")]
+    if run_controller_task:
+        tasks.append(asyncio.create_task(run_controller(controller), name="rollout-controller"))
     watcher_stop = watcher.stop
 
     async def stop() -> None:

@@ -164,7 +164,14 @@ class Service:
                 f"canary model {names}, got {call.forced!r}")) from None
         backend = snap.models.by_ref[rt.primary]
         ts = self.clock()
-        outputs, elapsed = await self._predict(snap, backend, request)
+        start = time.perf_counter()
+        try:
+            outputs, elapsed = await self._predict(snap, backend, request)
+        except GatewayError as exc:
+            if exc.status_code >= 500:  # valid input the model failed on: still recorded
+                self._pair(snap, dep, rt, backend, request, call, ts, None,
+                           time.perf_counter() - start, exc)
+            raise
         counter = self._variant_counters.get((dep.spec.name, rt.variant))
         if counter is None:
             counter = self._variant_counters[dep.spec.name, rt.variant] = \
@@ -174,15 +181,21 @@ class Service:
         return Answer(backend, _select(request, outputs), rt.variant, dep)
 
     def _pair(self, snap: Snapshot, dep: Deployment, rt: Route, backend: Backend,
-              request: InferenceRequest, call: Call, ts: float, outputs: dict[str, Array],
-              elapsed: float) -> None:
-        """Build the paired record and hand a job to every sampled shadow."""
+              request: InferenceRequest, call: Call, ts: float,
+              outputs: dict[str, Array] | None, elapsed: float,
+              failure: GatewayError | None = None) -> None:
+        """Build the paired record and hand a job to every sampled shadow; ``failure``: the
+        answering model failed (the record says so, and the shadows still run)."""
         models = snap.models.by_ref
         # Literals, not helper calls: this runs once per request.
         predictions: list[Prediction] = [{
             "role": rt.variant, "model": backend.name, "version": backend.version,
             "served": True, "status": "ok", "latency_ms": round(elapsed * 1000, 4),
-            "error": None, "output": output_json(backend, outputs)}]
+            "error": None, "output": output_json(backend, outputs)} if outputs is not None else {
+            "role": rt.variant, "model": backend.name, "version": backend.version,
+            "served": True, "status": "timeout" if failure and failure.status_code == 504
+            else "error", "latency_ms": round(elapsed * 1000, 4),
+            "error": failure.message if failure else None, "output": None}]
         for plan in rt.shadows:
             model = models[plan.model]
             predictions.append({

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -60,7 +61,10 @@ class Serving:
     """Owns the service's snapshot, its models and shadow workers."""
 
     def __init__(self, metrics: Metrics, sink: RecordSink, *, grace_s: float = 10.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the wall clock that stamps records (tests move it)."""
+        self.clock = clock
         self.metrics = metrics
         self.sink = sink
         self.grace_s = grace_s
@@ -93,7 +97,7 @@ class Serving:
             snapshot = dataclasses.replace(snapshot, workers=workers)
             self.live.set_rules(decision_rules(snapshot))
             if self.service is None:
-                self.service = Service(snapshot, self.metrics, self.sink)
+                self.service = Service(snapshot, self.metrics, self.sink, clock=self.clock)
             else:
                 self.service.snapshot = snapshot  # the swap: one assignment
             self.loaded, self.states = loaded, states

@@ -37,6 +37,8 @@ class Settings(BaseModel):
     spool_max_bytes: int = Field(1 << 30, ge=1)
     shutdown_timeout_s: float = Field(10.0, ge=0)
     watch_config: bool = Field(True, description="reload the config file when it changes")
+    rollout_controller: bool = Field(True, description="run the rollout controller here (it "
+                                     "acts only while it holds the lock in Redis)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

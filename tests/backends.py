@@ -64,9 +64,11 @@ def fake(name: str, version: str, options: dict[str, Any]) -> Fake:
 
 
 class Variant:
-    """The bundled champion's ONNX model, altered: ``mode`` "copy" (the same answers), "flip"
-    (``share`` of the labels flipped, chosen by a hash of the row, so a row is always treated
-    the same) or "better" (the champion's mistakes on the bundled held-out rows corrected)."""
+    """The bundled champion's ONNX model, altered by ``mode``: "copy" (the same answers),
+    "flip" (``share`` of the labels flipped, chosen by a hash of the row, so a row is always
+    treated the same), "better" (the champion's mistakes on the bundled held-out rows
+    corrected), "fail" (``share`` of the calls raise, drawn from a seeded generator) or
+    "slow" (each call takes twice as long: the model, then as long again busy)."""
 
     platform = "python"
 
@@ -80,12 +82,25 @@ class Variant:
         self.model = OnnxBackend("bc-logreg", "1", MODELS / "bc-logreg" / "1")
         self.signature = self.model.signature
         self.classifier = self.model.classifier
+        self.rng = np.random.default_rng(int(options.get("seed", 0)))
         rows = [orjson.loads(line) for line in HOLDOUT.read_bytes().splitlines() if line]
         self.truth = {np.asarray(r["features"], np.float32).tobytes(): int(r["label"])
                       for r in rows}
 
     def _run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        start = time.perf_counter()
         out = self.model.run(inputs)
+        if self.mode == "copy":
+            return out
+        if self.mode == "slow":
+            took = time.perf_counter() - start
+            while time.perf_counter() - start < 2 * took:
+                pass
+            return out
+        if self.mode == "fail":
+            if self.rng.random() < self.share:
+                raise RuntimeError("this candidate fails some calls")
+            return out
         labels, probs = out["label"].copy(), out["probabilities"].copy()
         for i, row in enumerate(inputs["input"]):
             key = np.asarray(row, np.float32).tobytes()

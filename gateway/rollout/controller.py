@@ -97,7 +97,8 @@ class RolloutController:
             return state
         assert spec.rollout is not None
         candidate = _ref(loaded, spec.rollout.candidate)
-        fresh = initial(spec, candidate, _ref(loaded, spec.champion), now)
+        start = await store.stream_end(self.redis, spec.name)
+        fresh = initial(spec, candidate, _ref(loaded, spec.champion), now, start)
         if state is not None:  # an older plan's state: versions keep rising
             fresh = replace(fresh, version=state.version + 1)
         if await store.save_state(self.redis, spec.name, fresh,
@@ -123,7 +124,7 @@ class RolloutController:
             served = served.model_copy(update={"guardrails": GuardrailSpec.model_validate(
                 {**spec.guardrails.model_dump(), **stage.gates})})
         evidence = StageEvidence(loaded, served, state.candidate, state.stage_started,
-                                 spec.rollout.label_wait_s)
+                                 spec.rollout.label_wait_s, state.start_id)
         self._evidence[spec.name] = (key, evidence)
         return evidence
 
@@ -133,8 +134,8 @@ class RolloutController:
         dry = spec.rollout.dry_run
         moved: RolloutState | None = None
         if decision.action == "advance":
-            following = state.stage + 1
-            moved = state.moved(now, stage=following, stage_started=now,
+            moved = state.moved(now, stage=state.stage + 1, stage_started=now,
+                                start_id=await store.stream_end(self.redis, spec.name),
                                 reason=decision.summary)
         elif decision.action == "promote":
             moved = state.moved(now, status="promoted", champion=state.candidate,

@@ -26,7 +26,9 @@ class StageEvidence:
     """Accumulated comparison of one candidate in one stage (``started``: Unix seconds)."""
 
     def __init__(self, loaded: LoadedConfig, spec: DeploymentSpec, candidate: str,
-                 started: float, label_wait_s: float) -> None:
+                 started: float, label_wait_s: float, start_id: str = "0-0") -> None:
+        """``start_id``: the stream's last id when the stage began; only later entries are
+        read (then kept when their request time is at least ``started``)."""
         self.plan: Plan = plan_for(loaded, spec.name, candidate, spec)
         self.candidate = self.plan.only or candidate
         self.started = started
@@ -34,12 +36,14 @@ class StageEvidence:
         self.traffic = TrafficAccumulator()
         accumulators(self.plan, self.candidate)
         self._source: RedisSource | None = None
+        self._start_id = start_id
 
     async def catch_up(self, redis: Redis, now: float) -> int:
         """Read what arrived since the last call and is old enough; returns records read."""
         if self._source is None:
             self._source = RedisSource(redis, self.plan.spec.name, since=self.started,
-                                       until=None, skew_s=5.0)
+                                       until=None, skew_s=None)
+            self._source.last_id = self._start_id
         cutoff_ms = max(0, int((now - self.label_wait_s) * 1000))
         before = self._source.stats.records
         async for batch in self._source.batches(self.plan.layout, end=f"{cutoff_ms}"):

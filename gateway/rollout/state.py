@@ -37,6 +37,7 @@ class RolloutState:
     version: int = 0
     updated: float = 0.0
     reason: str = ""  # why the status last changed
+    start_id: str = "0-0"  # the pairs stream's last id when the stage began
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -59,9 +60,10 @@ def plan_id(spec: DeploymentSpec) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def initial(spec: DeploymentSpec, candidate: str, champion: str, now: float) -> RolloutState:
+def initial(spec: DeploymentSpec, candidate: str, champion: str, now: float,
+            start_id: str = "0-0") -> RolloutState:
     return RolloutState(plan_id(spec), candidate, 0, now, "running", champion, 1, now,
-                        "rollout started")
+                        "rollout started", start_id)
 
 
 def effective(spec: DeploymentSpec, state: RolloutState | None) -> DeploymentSpec:

@@ -69,6 +69,16 @@ async def load_states(redis: Redis, deployments: list[str]) -> dict[str, Rollout
     return out
 
 
+async def stream_end(redis: Redis, deployment: str) -> str:
+    """The last id of the deployment's pairs stream ("0-0" when empty): a stage's records
+    are the ones written after it."""
+    entries = await redis.xrevrange(keys.pairs(deployment), count=1) or []
+    if not entries:
+        return "0-0"
+    raw = entries[0][0]
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 async def save_state(redis: Redis, deployment: str, state: RolloutState,
                      expected_version: int) -> bool:
     """Write ``state`` if the stored one is still at ``expected_version`` (0: none)."""
