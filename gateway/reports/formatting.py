@@ -50,7 +50,7 @@ def signed_pct(x: float | None) -> str:
     if x is None or _bad(x):
         return NA
     text = pct(x)
-    return text if text.startswith("-") else "+" + text
+    return text if text.startswith("-") or text == "0%" else "+" + text
 
 
 def points(x: float | None, unit: bool = True) -> str:
