@@ -167,7 +167,8 @@ def score_difference(hist: Histogram | None, positive: str | None, key: str) -> 
     what = f"score of {_short(positive, 20)!r}" if positive else "score"
     nonzero = counts[counts > 0]
     log = bool(nonzero.max() > 100 * max(nonzero.min(), 1))
-    with _axes("How far the candidate's scores are from the champion's", 2.4) as ax:
+    with _axes("How far the candidate's scores are from the champion's", 2.4,
+               left_in=0.95) as ax:
         ax.stairs(counts, edges, fill=True, color=BLUE)
         ax.set_xlim(-reach, reach)
         if log:
@@ -188,7 +189,8 @@ def prediction_drift(champion: Histogram, candidate: Histogram, names: tuple[str
     if champ.sum() == 0 or cand.sum() == 0:
         return None
     edges = np.asarray(champion.edges, dtype=float)
-    with _axes("How often each model gives each score", 2.6, legend_in=0.3) as ax:
+    with _axes("How often each model gives each score", 2.6, left_in=0.85,
+               legend_in=0.3) as ax:
         ax.stairs(champ / champ.sum(), edges, fill=True, facecolor="#cfe3f1", edgecolor=BLUE,
                   lw=1.0, label=f"champion {_short(names[0])}")
         ax.stairs(cand / cand.sum(), edges, color=ORANGE, lw=1.5, ls="--",

@@ -33,7 +33,7 @@ def pct(x: float | None) -> str:
     if x is None or _bad(x):
         return NA
     v = x * 100 + 0.0
-    if v == round(v) and abs(v) <= 100:
+    if v in (0.0, 100.0, -100.0):
         return f"{v:.0f}%"
     if abs(v) < 0.1:
         return f"{v:.2g}%"

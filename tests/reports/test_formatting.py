@@ -9,7 +9,7 @@ from gateway.reports import formatting as f
 
 
 @pytest.mark.parametrize(("x", "text"), [
-    (0.9712, "97.1%"), (0.0, "0%"), (1.0, "100%"), (0.5, "50%"), (-0.0, "0%"),
+    (0.9712, "97.1%"), (0.0, "0%"), (1.0, "100%"), (0.5, "50.0%"), (-0.0, "0%"),
     (0.00019, "0.019%"), (0.99981, "99.98%"), (0.99999, "99.999%"), (None, "n/a"),
     (math.nan, "n/a"), (math.inf, "n/a"),
 ])
@@ -51,7 +51,7 @@ def test_intervals_name_their_confidence() -> None:
         "-6,891 EUR (95% interval -7,584 EUR to -6,197 EUR)")
     assert f.interval(iv(-0.02, None, 0.01), "points") == (
         "-2.0 points (95% interval: at most +1.0 points)")
-    assert f.interval(iv(0.3, None, None)) == "30% (no interval: too few data)"
+    assert f.interval(iv(0.3, None, None)) == "30.0% (no interval: too few data)"
     assert f.interval(iv(None, None, None, "too few pairs")) == "n/a (too few pairs)"
     assert f.interval(None) == "n/a"
     assert f.bounds(iv(0.0, 0.0, 0.000192)) == "0 to 0.019%"
@@ -62,7 +62,7 @@ def test_check_values_take_the_unit_of_their_check() -> None:
         return Check(name=name, kind="guardrail", measured=None, bound=None, condition="",
                      result="pass", sentence="")
 
-    assert f.check_value(check("coverage"), 0.9) == "90%"
+    assert f.check_value(check("coverage"), 0.9) == "90.0%"
     assert f.check_value(check("pairs"), 20000.0) == "20,000"
     assert f.check_value(check("sample_ratio"), 0.6886) == "0.69"
     assert f.check_value(check("sample_ratio"), 1e-9) == "< 0.001"

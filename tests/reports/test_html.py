@@ -126,7 +126,8 @@ def test_sections_without_data_say_so(html: dict[str, str]) -> None:
 def test_model_without_classes_shows_correlation(html: dict[str, str]) -> None:
     words = Page(html["without_classes"]).words
     assert "Correlation with the champion" in words and "0.93" in words
-    assert "Mean absolute error" in words
+    assert "Mean absolute error" in words and "Squared error" in words
+    assert "Log-loss" not in words
     assert "Same answer as the champion" not in words
 
 
