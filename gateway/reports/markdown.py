@@ -56,8 +56,8 @@ def render_markdown(report: Report) -> str:
     lines += _drift(report)
     if report.notes:
         lines += ["**Notes**", ""] + [f"- {escape(n)}" for n in report.notes] + [""]
-    lines.append(f"<sub>{escape(report.report_schema)} \u00b7 revision "
-                 f"{escape(report.revision or 'n/a')}</sub>")
+    lines.append(f"_{escape(report.report_schema)} \u00b7 config revision "
+                 f"{escape(report.revision or 'n/a')}_")  # plain text: chat shows no HTML
     return "\n".join(lines) + "\n"
 
 
