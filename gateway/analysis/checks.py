@@ -79,9 +79,12 @@ def error_rate(candidate: str, cand: Calls, champ: Calls, guard: GuardrailSpec) 
                       MeanVariance.from_counts(champ.failed, champ_n), c)
     cand_rate, champ_rate = cand.failed / cand_n, champ.failed / champ_n
     result = "fail" if e.low > bound else "pass" if e.high <= bound else "hold"
-    sentence = (f"{candidate} failed {words.pct(cand_rate, 2)} of calls against "
-                f"{words.pct(champ_rate, 2)} for the champion "
-                f"({words.points(e.value, 2)}, {words.points_interval(e, 2)[1:-1]})")
+    if cand.failed == champ.failed == 0:
+        sentence = f"Neither {candidate} nor the champion failed any of their calls"
+    else:
+        sentence = (f"{candidate} failed {words.pct(cand_rate, 2)} of calls against "
+                    f"{words.pct(champ_rate, 2)} for the champion "
+                    f"({words.points(e.value, 2)}, {words.points_interval(e, 2)[1:-1]})")
     sentence += {"fail": f", more than the allowed {words.points(bound)}.",
                  "pass": f", within the allowed {words.points(bound)}.",
                  "hold": "; not yet clear whether that is within the allowed "
@@ -217,8 +220,9 @@ def outcome(name: str, spec: OutcomeSpec, lift: Estimate, enough: bool) -> Check
     bad_is_low = spec.better == "higher"
     margin = spec.max_drop
     bound = -margin if bad_is_low else margin
-    condition = (f"{name}: canary / champion - 1 {'>=' if bad_is_low else '<='} "
-                 f"{words.pct(bound)} (confidence sequence)")
+    limit = f"{abs(bound):.1%} {'lower' if bad_is_low else 'higher'}" if margin else "worse"
+    condition = (f"{name} of canary users is not significantly {limit} than of champion users "
+                 "(always-valid interval of the relative change)")
     if not enough or not lift.defined:
         return Check(name=f"outcome:{name}", kind="guardrail", measured=None, bound=bound,
                      condition=condition, result="hold",
@@ -226,8 +230,10 @@ def outcome(name: str, spec: OutcomeSpec, lift: Estimate, enough: bool) -> Check
                      + (f" ({lift.note})." if lift.note else "."))
     worse = lift.high < bound if bad_is_low else lift.low > bound
     result = "fail" if worse else "pass"
+    change = (f"{name} of canary users is {words.signed_pct(lift.value)} against champion "
+              f"users (always-valid {round(lift.confidence * 100)}% interval "
+              f"{words.signed_pct(lift.low)} to {words.signed_pct(lift.high)})")
     return Check(name=f"outcome:{name}", kind="guardrail", measured=_num(lift.value),
                  bound=bound, condition=condition, result=result,
-                 sentence=f"{name} changed by {words.pct(lift.value)} for canary users "
-                 f"{words.pct_interval(lift)}"
-                 + (": significantly worse." if worse else "."))
+                 sentence=change + (": significantly worse." if worse
+                                    else ": no sign that it is worse so far."))

@@ -14,6 +14,15 @@ def pct(x: float | None, digits: int = 1) -> str:
     return f"{x * 100:.{digits}f}%"
 
 
+def signed_pct(x: float | None, digits: int = 1) -> str:
+    """A relative change: 0.052 -> '+5.2%'; an unbounded end -> 'unbounded'."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "unbounded"
+    return f"{x * 100:+.{digits}f}%"
+
+
 def points(x: float | None, digits: int = 1) -> str:
     """A difference of two rates in percentage points, signed: -0.021 -> '-2.1 points'."""
     if x is None or math.isnan(x) or math.isinf(x):
@@ -48,8 +57,14 @@ def number(x: float | None, digits: int = 2) -> str:
 
 
 def money(x: float | None, unit: str) -> str:
+    """Signed, with no more precision than a person reads: '+1.2 million EUR', '-6,890 EUR'."""
     if x is None or math.isnan(x):
         return "n/a"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:+,.{3 - len(str(int(abs(x) // 1e6)))}f} million {unit}".replace(
+            ".0 million", " million") if abs(x) < 1e9 else f"{x / 1e9:+,.1f} billion {unit}"
+    if abs(x) >= 1000:
+        return f"{round(x, -1):+,.0f} {unit}"
     return f"{x:+,.0f} {unit}" if abs(x) >= 100 else f"{x:+,.2f} {unit}"
 
 
