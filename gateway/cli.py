@@ -1,4 +1,4 @@
-"""shadowgate serve | validate | export | report."""
+"""shadowgate serve | validate | export | report | demo."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", "-o", help="file to write (default or '-': stdout)")
     report.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
     report.add_argument("--state-dir", type=Path)
+    demo = sub.add_parser("demo", help="start a gateway, send the bundled held-out rows and "
+                          "their labels, write the comparison report (about a minute)")
+    demo.add_argument("--config", type=Path, default=Path("config/example.yaml"))
+    demo.add_argument("--out", "-o", type=Path, default=Path("shadowgate-report.html"))
+    demo.add_argument("--format", choices=["html", "json", "md"], default="html")
+    demo.add_argument("--passes", type=int, default=5,
+                      help="times each held-out row is sent (as different users)")
     export.add_argument("--state-dir", type=Path)
     return parser
 
@@ -197,6 +204,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _write(text, args.out)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    try:
+        verdicts = run_demo(args.config, args.out, args.format, args.passes)
+    except ConfigError as exc:
+        print(f"shadowgate demo: {args.config}: invalid", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError) as exc:
+        print(f"shadowgate demo: {exc}", file=sys.stderr)
+        return 1
+    for line in verdicts:
+        print(line)
+    print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _write(text: str, out: str | None) -> int:
     """To stdout, or to a file written whole (a temporary name, then renamed)."""
     if out in (None, "-"):
@@ -243,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         logging.basicConfig(level=logging.WARNING)
         return cmd_report(args)
+    if args.command == "demo":
+        logging.basicConfig(level=logging.WARNING)
+        return cmd_demo(args)
     try:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
                                      workers=args.workers, redis_url=args.redis_url,
