@@ -174,7 +174,8 @@ async def start_rollouts(stack: contextlib.AsyncExitStack, runtime: Runtime, red
         return serving.loaded
 
     controller = RolloutController(redis, config, runtime.metrics, owner=owner_id(),
-                                   on_change=on_change, webhook=webhook, clock=clock)
+                                   on_change=on_change, webhook=webhook, clock=clock,
+                                   lock_ttl_s=runtime.settings.rollout_lock_ttl_s)
     runtime.controller = controller
     stack.push_async_callback(controller.close)
     tasks = [asyncio.create_task(watcher.run(), name="rollout-states")]

@@ -200,7 +200,8 @@ class RolloutController:
     async def _record(self, spec: DeploymentSpec, state: RolloutState,
                       entry: dict[str, Any]) -> None:
         entry = {"ts": self.clock(), "deployment": spec.name, "candidate": state.candidate,
-                 "status": state.status, "state_version": state.version, **entry}
+                 "status": state.status, "state_version": state.version,
+                 "replica": self.lock.owner, **entry}
         await store.record(self.redis, spec.name, entry)
         log.info("rollout of %s: %s", spec.name, entry["summary"])
         if self.webhook is not None and spec.rollout is not None and spec.rollout.webhook:
