@@ -81,7 +81,10 @@ def assemble(plan: Plan, traffic: TrafficAccumulator, drift: DriftAccumulator, s
 
 
 def candidate_report(plan: Plan, key: str, acc: PairAccumulator, traffic: TrafficAccumulator,
-                     per_day: float | None, label_rate: float | None) -> CandidateReport:
+                     per_day: float | None, label_rate: float | None, *,
+                     full: bool = True) -> CandidateReport:
+    """One candidate's sections and verdict; ``full`` False leaves out what no check reads
+    (AUC, segments, prediction drift, the business view), for a rollout's frequent looks."""
     guard = plan.spec.guardrails
     c = guard.confidence
     is_canary = key in plan.canary_weights
@@ -93,7 +96,8 @@ def candidate_report(plan: Plan, key: str, acc: PairAccumulator, traffic: Traffi
         weight = plan.canary_weights[key]
         ab = sections.ab_section(plan.abs[key], weight, 100.0 - sum(plan.canary_weights.values()),
                                  guard)
-    accuracy = sections.accuracy_section(acc, guard) if acc.labelled_rows() or acc.pairs else None
+    accuracy = (sections.accuracy_section(acc, guard, auc=full)
+                if acc.labelled_rows() or acc.pairs else None)
     report = CandidateReport(
         model=key, role=role,
         verdict=Verdict(candidate=key, comparison="paired", verdict="needs_more_data",
@@ -102,9 +106,10 @@ def candidate_report(plan: Plan, key: str, acc: PairAccumulator, traffic: Traffi
         candidate=sections.summary(key, role, cand_calls, c,
                                    "" if is_canary else "shadow calls are micro-batched"),
         agreement=sections.agreement_section(acc, c), accuracy=accuracy,
-        business=sections.business_section(acc, c, per_day),
-        drift=sections.prediction_drift(acc),
-        segments=sections.segments_section(acc, plan.segment_by, plan.segment_labels, c),
+        business=sections.business_section(acc, c, per_day) if full else None,
+        drift=sections.prediction_drift(acc) if full else None,
+        segments=(sections.segments_section(acc, plan.segment_by, plan.segment_labels, c)
+                  if full else None),
         ab=ab)
     reasons = candidate_checks(plan, key, acc, report, cand_calls, champ_calls,
                                label_rate)

@@ -116,7 +116,7 @@ def _abs_quantiles(hist: np.ndarray, edges: np.ndarray) -> tuple[float | None, f
             float(upper[np.searchsorted(cum, 0.95 * total)]))
 
 
-def accuracy_section(acc: PairAccumulator, guard: GuardrailSpec) -> Accuracy:
+def accuracy_section(acc: PairAccumulator, guard: GuardrailSpec, auc: bool = True) -> Accuracy:
     c = guard.confidence
     labelled = acc.labelled_rows()
     coverage_est = Interval.of(wilson(labelled, acc.pairs, c))
@@ -138,7 +138,7 @@ def accuracy_section(acc: PairAccumulator, guard: GuardrailSpec) -> Accuracy:
         log_loss=_mean(acc.cand_loss, c), brier=_mean(acc.cand_brier, c),
         estimated_accuracy=_cbpe(acc.cand_conf, c))
     auc_difference = None
-    triples = acc.triples()
+    triples = acc.triples() if auc else np.zeros((0, 3))
     if triples.shape[0] >= 2:
         test = delong_test(triples[:, 0], triples[:, 2], triples[:, 1], c)
         champion = champion.model_copy(update={"auc": Interval.of(test.second)})

@@ -89,7 +89,7 @@ def verdict(key: str, reasons: list[Check], report: CandidateReport, canary: boo
     if held:
         accuracy = next((r for r in held if r.name == "accuracy"), None)
         health = [r for r in held if r.kind == "health"]
-        first = health[0] if health or accuracy is None else accuracy
+        first = health[0] if health else accuracy if accuracy is not None else held[0]
         waiting = accuracy is not None
         return Verdict(candidate=key, comparison=comparison, verdict="needs_more_data",
                        headline=f"{key} needs more data. {first.sentence}", reasons=reasons,

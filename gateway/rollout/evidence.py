@@ -71,7 +71,8 @@ class StageEvidence:
         per_day = t.records / span * DAY_S if t.records > 1 and span > 0 else None
         label_rate = (t.labelled_records / span if t.labelled_records > 1 and span > 0
                       else None)
-        return candidate_report(self.plan, self.candidate, acc, t, per_day, label_rate)
+        return candidate_report(self.plan, self.candidate, acc, t, per_day, label_rate,
+                                full=False)
 
     def checks(self) -> list[Check]:
         """The candidate's health and guardrail checks for this stage."""
