@@ -319,3 +319,22 @@ def test_fast_path_errors_are_logged_quoted(row: list[float],
     assert any("-> 400" in line and INFER in line for line in lines), lines
     assert any("-> 404" in line and "nope" in line for line in lines), lines
     assert all("\n" not in line for line in lines)
+
+
+def test_a_model_failing_on_valid_input_is_still_recorded(row: list[float]) -> None:
+    # A refusal of bad input leaves no record, but a deployment's model failing on valid
+    # input does: the record says so, and the comparison counts it as that model's error.
+    models = [{"name": "bc-logreg"},
+              {"name": "flaky", "python": "tests.backends:fake", "options": {"fail": True}}]
+    with harness(config([{"name": "d", "champion": "flaky", "shadows": [{"model": "bc-logreg"}]}],
+                        models=models)) as fresh:
+        r = fresh.client.post("/v2/models/d/infer", json=v2_body([row]),
+                              headers={"x-request-id": "fails-1"})
+        error_of(r, 500)
+        fresh.wait_records(1)
+        [record] = fresh.sink.records
+        served, shadow = record["predictions"]
+        assert record["request_id"] == "fails-1"
+        assert (served["model"], served["served"], served["status"]) == ("flaky", True, "error")
+        assert "always fails" in served["error"] and served["output"] is None
+        assert shadow["status"] == "ok"  # the shadow still ran

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.stats import binom
+
+from gateway.analysis.stats.interval import Estimate, check_confidence
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +94,38 @@ class LogHistogram:
         if i > self.buckets:
             return self.max_value
         return min(2 * self.min_value * self.gamma**i / (self.gamma + 1), self.max_value)
+
+    def count_above(self, x: float) -> int:
+        """Values surely above ``x``: those in buckets whose lower edge is at least ``x`` (the
+        bucket holding ``x`` is left out, so the count errs low by at most one bucket)."""
+        if self.n == 0 or x >= self.max_value:
+            return int(self.counts[-1]) if x < self.max_value else 0
+        if x <= self.min_value:
+            return self.n - int(self.counts[0])
+        i = math.ceil(math.log(x / self.min_value) / math.log(self.gamma))  # bucket of x
+        return int(self.counts[i + 1:].sum())
+
+    def quantile_interval(self, q: float, confidence: float = 0.95) -> Estimate:
+        """The q-quantile with a distribution-free interval from order statistics.
+
+        The ranks of the bounds are binomial quantiles: the true q-quantile lies between the
+        order statistics of ranks ``binom.ppf((1 - c)/2, n, q)`` and
+        ``binom.ppf((1 + c)/2, n, q)`` with probability at least c (Hahn, G. J. & Meeker,
+        W. Q. (1991). "Statistical Intervals", section 5.2; no assumption on the
+        distribution). Read off the histogram, each bound carries its relative accuracy too.
+        Undefined when empty; a bound beyond the sample is +inf (too few values).
+        """
+        check_confidence(confidence)
+        n = self.n
+        if n == 0:
+            return Estimate.undefined(confidence, "no values")
+        tail = (1.0 - confidence) / 2
+        lo_rank = int(binom.ppf(tail, n, q)) - 1
+        hi_rank = int(binom.ppf(1.0 - tail, n, q))
+        low = self.quantile(max(lo_rank, 0) / max(n - 1, 1)) if lo_rank >= 0 else 0.0
+        high = self.quantile(hi_rank / max(n - 1, 1)) if hi_rank <= n - 1 else math.inf
+        note = "" if hi_rank <= n - 1 else "too few values for an upper bound"
+        return Estimate(self.quantile(q), low, high, confidence, None, note)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the layout and the non-empty buckets."""
