@@ -38,10 +38,14 @@ log = logging.getLogger(__name__)
 
 def fingerprint(loaded: LoadedConfig, spec: ModelSpec) -> tuple[Any, ...]:
     """What makes a loaded model reusable by a new config: its settings and, for a local
-    model, its file's size and modification time."""
+    model, its file's size and modification time (for a remote one, its card's)."""
     key: tuple[Any, ...] = (spec.model_dump_json(),)
+    path = None
     if spec.remote is None and spec.python is None:
         path = loaded.model_dir(spec) / "model.onnx"
+    elif spec.remote is not None and spec.remote.card is not None:
+        path = loaded.relative(spec.remote.card)
+    if path is not None:
         try:
             stat = path.stat()
             key += (str(path), stat.st_size, stat.st_mtime_ns)

@@ -125,3 +125,22 @@ async def test_a_card_path_is_read_relative_to_the_config(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as info:
         await load_models(load(path), transport(metadata()))
     assert str(tmp_path / "cards" / "nope.json") in info.value.errors[0]
+
+
+def test_a_changed_card_reloads_the_remote_model(tmp_path: Path) -> None:
+    # A config reload reuses a model whose fingerprint is unchanged: a remote model's card
+    # file is part of it, as a local model's ONNX file is.
+    import os
+
+    from gateway.serving import fingerprint
+
+    card = tmp_path / "far.json"
+    card.write_bytes(CARD.read_bytes())
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"models": [{"name": "far", "remote": {
+        "url": "http://remote", "card": "far.json"}}]}))
+    cfg = load(path)
+    before = fingerprint(cfg, cfg.config.models[0])
+    assert fingerprint(cfg, cfg.config.models[0]) == before
+    os.utime(card, ns=(1, 1))
+    assert fingerprint(cfg, cfg.config.models[0]) != before
