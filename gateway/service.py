@@ -190,7 +190,7 @@ class Service:
                                 or self.rand() * 100 < spec.input_sample_percent):
             inputs = tensors_json(request.inputs)
         record = new_record(call.request_id, ts, spec.name, self.snapshot.revision, rt.key_hash,
-                            rt.bucket, rt.variant, request.rows, predictions, inputs)
+                            rt.bucket, rt.variant, request.rows, predictions, inputs, request.id)
         pending = PendingRecord(record, self.sink, len(rt.shadows))
         same = self.snapshot.same_inputs
         for slot, shadow in enumerate(rt.shadows, start=1):
