@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -30,8 +31,10 @@ from gateway.settings import Settings
 from gateway.snapshot import Snapshot, build_snapshot
 from gateway.traffic.mirror import ShadowWorker
 from gateway.web import feedback, inference, meta, openapi
+from gateway.web.auth import Guard
 from gateway.web.errors import HANDLERS
 from gateway.web.middleware import RequestIdMiddleware
+from gateway.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,13 @@ class GatewayApp(Starlette):
     async def _endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await scope["endpoint"](scope, receive, send)
 
+    def drain(self) -> None:
+        """Readiness turns false (the server calls this on SIGTERM, before it stops
+        accepting), so that load balancers move traffic away while requests are served."""
+        runtime = getattr(self.state, "runtime", None)
+        if runtime is not None:
+            runtime.ready = False
+
 
 def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
                metrics: Metrics | None = None, sink: RecordSink | None = None,
@@ -84,6 +94,11 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
         # Each part is pushed on the stack once started, so that it is stopped, in reverse
         # order, however the start-up or the serving ends.
         async with contextlib.AsyncExitStack() as stack:
+            guard = Guard.from_settings(settings, metrics)  # a bad tokens file stops here
+            app.state.guard = guard
+            app.state.feedback_limiter = RateLimiter(
+                "feedback", settings.feedback_rate, settings.feedback_burst, "labels",
+                metrics=metrics)
             config = loaded or load(settings.config)
             models = await load_models(config, transport)
             stack.push_async_callback(close_models, models)
@@ -93,6 +108,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             service = Service(snapshot, metrics, plog.sink,
                               await start_shadows(stack, snapshot, metrics, settings))
             runtime = Runtime(settings, metrics, service, redis=plog.redis)
+            if guard.inference_needs_token:
+                runtime.inference_check = functools.partial(guard.check, "inference")
             app.state.runtime = runtime
             if tune_gc:
                 # Records and shadow jobs are acyclic and die young; what is alive now

@@ -4,8 +4,11 @@
     ├── BadRequest (400, bad_request)
     │   ├── InvalidInput (400, invalid_input)       a tensor does not fit the signature
     │   └── UnsupportedMediaType (415, unsupported_media_type)
+    ├── Unauthorized (401, unauthorized)           no bearer token where one is needed
+    ├── Forbidden (403, forbidden)                 a wrong token, or one without the scope
     ├── NotFound (404, not_found)                  unknown model, version or deployment
     ├── PayloadTooLarge (413, payload_too_large)
+    ├── TooManyRequests (429, too_many_requests)   over a rate limit; says when to retry
     ├── NotReady (503, not_ready)
     ├── BadGateway (502, bad_gateway)               a remote backend failed
     └── GatewayTimeout (504, gateway_timeout)       a remote backend did not answer in time
@@ -22,6 +25,11 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers this error needs (e.g. WWW-Authenticate, Retry-After)."""
+        return {}
+
 
 class BadRequest(GatewayError):
     status_code = 400
@@ -37,6 +45,20 @@ class UnsupportedMediaType(BadRequest):
     code = "unsupported_media_type"
 
 
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"www-authenticate": 'Bearer realm="shadowgate"'}
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(GatewayError):
     status_code = 404
     code = "not_found"
@@ -45,6 +67,19 @@ class NotFound(GatewayError):
 class PayloadTooLarge(GatewayError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after_s)}
 
 
 class NotReady(GatewayError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -18,6 +20,9 @@ class Runtime:
     service: Service
     redis: Redis | None = None  # when the prediction log is in Redis
     ready: bool = False
+    # Checks an inference request's Authorization header (raises a GatewayError); None when
+    # inference needs no token, so that the request path pays one attribute read.
+    inference_check: Callable[[bytes | None], Any] | None = None
     in_flight: InFlight = field(init=False)
 
     def __post_init__(self) -> None:
