@@ -32,6 +32,7 @@ from gateway.snapshot import Snapshot, build_snapshot
 from gateway.traffic.mirror import ShadowWorker
 from gateway.web import feedback, inference, meta, openapi
 from gateway.web.auth import Guard
+from gateway.web.drain import Drain
 from gateway.web.errors import HANDLERS
 from gateway.web.middleware import RequestIdMiddleware
 from gateway.web.ratelimit import RateLimiter
@@ -67,24 +68,19 @@ class GatewayApp(Starlette):
     async def _endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await scope["endpoint"](scope, receive, send)
 
-    def drain(self) -> None:
-        """Readiness turns false (the server calls this on SIGTERM, before it stops
-        accepting), so that load balancers move traffic away while requests are served."""
-        runtime = getattr(self.state, "runtime", None)
-        if runtime is not None:
-            runtime.ready = False
-
 
 def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               tune_gc: bool = False) -> Starlette:
+               tune_gc: bool = False, handle_signals: bool = False) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
     ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
     embedders pass their own; by default they come from ``settings``. ``tune_gc``: once
-    started, freeze what is alive and collect the young generation less often (for a
-    process that serves this app only: ``shadowgate serve`` sets it).
+    started, freeze what is alive and collect the young generation less often;
+    ``handle_signals``: on SIGTERM, turn unready and drain for ``settings.drain_s`` before
+    the server stops (gateway/web/drain.py). Both are for a process that serves this app
+    only: ``shadowgate serve`` sets them.
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -120,6 +116,12 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                 gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
             runtime.ready = True
             stack.callback(setattr, runtime, "ready", False)  # the first thing undone
+            if handle_signals:
+                drain = Drain(settings.drain_s, functools.partial(setattr, runtime, "ready",
+                                                                  False),
+                              asyncio.get_running_loop())
+                if drain.install():
+                    stack.callback(drain.uninstall)
             log.info("serving revision %s: %d model(s), %d deployment(s), %d shadow worker(s)",
                      config.revision, len(models.by_ref), len(snapshot.deployments),
                      len(service.workers))
@@ -159,4 +161,4 @@ async def stop_worker(worker: ShadowWorker, task: asyncio.Task[None], timeout: f
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from SHADOWGATE_*."""
-    return create_app(Settings.from_env(), tune_gc=True)
+    return create_app(Settings.from_env(), tune_gc=True, handle_signals=True)

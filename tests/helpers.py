@@ -126,11 +126,13 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server in a thread of this process, on a free port."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
+        """``options``: more uvicorn.Config arguments (e.g. ``http=`` a protocol class)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False))
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
