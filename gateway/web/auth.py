@@ -152,6 +152,7 @@ class Guard:
         reports may then go without a token when none is configured). ``compare`` is the
         constant-time comparison (injectable for tests)."""
         self._tokens = tuple(tokens)
+        self._principals = {t.name: Principal(t.name) for t in self._tokens}
         self._compare = compare
         self._metrics = metrics
         self.loopback = loopback
@@ -188,12 +189,11 @@ class Guard:
                                "scope: send 'Authorization: Bearer <token>'")
         if isinstance(authorization, str):
             authorization = authorization.encode("latin-1")
-        scheme, _, presented = authorization.strip().partition(b" ")
-        presented = presented.strip()
-        if scheme.lower() != b"bearer" or not presented:
+        presented = authorization[7:].strip()
+        if authorization[:7].lower() != b"bearer " or not presented:
             self._refused(scope, "malformed")
             raise Unauthorized("authorization: expected 'Bearer <token>'")
-        wanted = digest(presented)
+        wanted = hashlib.sha256(presented).digest()
         found: Token | None = None
         for token in self._tokens:  # every one, whichever matches: no early exit
             if self._compare(wanted, token.digest):
@@ -205,7 +205,7 @@ class Guard:
             self._refused(scope, "scope")
             raise Forbidden(f"token {found.name!r} does not grant the {scope!r} scope (it "
                             f"grants: {', '.join(sorted(found.scopes))})")
-        return Principal(found.name)
+        return self._principals[found.name]
 
     def describe(self) -> list[tuple[bool, str]]:
         """(is a warning, sentence) per scope, for the start-up log."""

@@ -52,6 +52,17 @@ async def test_request_ids_and_body_ids_are_indexed_by_record_ts(redis: Redis) -
                                   "req-1": (T0 + 1) * 1000, "req-2": (T0 + 2) * 1000}
 
 
+async def test_any_body_id_survives_the_trip(redis: Redis) -> None:
+    odd = ["12:34:5", "line\nbreak\ttab", "caf\u00e9 \u2603 \U0001f600", ":", "0:", "x" * 300]
+    recs = [with_id(i, body_id) for i, body_id in enumerate(odd)]
+    await redisconn.write_batch(redis, [frame(r) for r in recs], lambda _: Retention(),
+                                int(time.time() * 1000))
+    kept = await index(redis)
+    assert {body_id: kept[body_id] for body_id in odd} == {
+        body_id: (T0 + i) * 1000 for i, body_id in enumerate(odd)}
+    assert len(kept) == 2 * len(odd)
+
+
 async def test_the_index_is_trimmed_like_the_stream(redis: Redis) -> None:
     recs = [with_id(i, f"b{i}") for i in range(30)]
     await redisconn.write_batch(redis, [frame(r) for r in recs],
