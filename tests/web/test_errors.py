@@ -163,6 +163,14 @@ def test_value_outside_fp32_range_is_400(h: Harness) -> None:
     assert "inputs[0]" in msg and "out of range" in msg and "FP32" in msg
 
 
+def test_an_empty_tensor_with_a_huge_dimension_is_400(h: Harness) -> None:
+    """Regression (found by the OpenAPI fuzz): numpy cannot reshape [] to [0, 2**62], which
+    was a ValueError, a 500."""
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [0, 2**62], "data": []}]}
+    msg = error_of(h.client.post(INFER, json=body), 400)
+    assert "shape [0, 4611686018427387904] is too large" in msg
+
+
 @pytest.mark.parametrize("rank", [33, 65])
 def test_shape_of_absurd_rank_is_400(h: Harness, rank: int) -> None:
     """Regression: numpy cannot reshape past 64 dimensions (was a ValueError, a 500)."""
