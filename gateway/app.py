@@ -12,24 +12,34 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import AsyncIterator
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
-from gateway.backends.registry import ModelSet, load_models
 from gateway.config.load import LoadedConfig, load
 from gateway.metrics import Metrics
 from gateway.predlog.setup import open_prediction_log
 from gateway.predlog.sink import RecordSink
+from gateway.reloader import Reloader
+from gateway.rollout import store
+from gateway.rollout.controller import RolloutController
+from gateway.rollout.state import RolloutState
+from gateway.rollout.watcher import FileWatcher, StateWatcher
+from gateway.rollout.webhook import Webhook
 from gateway.runtime import Runtime
-from gateway.service import Service
+from gateway.serving import Serving
 from gateway.settings import Settings
-from gateway.snapshot import Snapshot, build_snapshot
-from gateway.traffic.mirror import ShadowWorker
 from gateway.web import feedback, inference, meta, openapi
 from gateway.web.auth import Guard
 from gateway.web.drain import Drain
@@ -72,7 +82,8 @@ class GatewayApp(Starlette):
 def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               tune_gc: bool = False, handle_signals: bool = False) -> Starlette:
+               tune_gc: bool = False, handle_signals: bool = False,
+               clock: Callable[[], float] = time.time) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
     ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
@@ -80,7 +91,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
     started, freeze what is alive and collect the young generation less often;
     ``handle_signals``: on SIGTERM, turn unready and drain for ``settings.drain_s`` before
     the server stops (gateway/web/drain.py). Both are for a process that serves this app
-    only: ``shadowgate serve`` sets them.
+    only: ``shadowgate serve`` sets them. ``clock``: the wall clock of records and rollouts
+    (tests move it).
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -96,16 +108,23 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                 "feedback", settings.feedback_rate, settings.feedback_burst, "labels",
                 metrics=metrics)
             config = loaded or load(settings.config)
-            models = await load_models(config, transport)
-            stack.push_async_callback(close_models, models)
-            snapshot = build_snapshot(config, models, metrics)
             plog = await stack.enter_async_context(
                 open_prediction_log(settings, config, metrics, sink))
-            service = Service(snapshot, metrics, plog.sink,
-                              await start_shadows(stack, snapshot, metrics, settings))
-            runtime = Runtime(settings, metrics, service, redis=plog.redis)
+            serving = Serving(metrics, plog.sink, grace_s=settings.shutdown_timeout_s,
+                              transport=transport, clock=clock)
+            stack.push_async_callback(serving.close, settings.shutdown_timeout_s / 2)
+            states = await initial_states(plog.redis, config)
+            snapshot = await serving.apply(config, states)
+            runtime = Runtime(settings, metrics, serving, redis=plog.redis)
             if guard.inference_needs_token:
                 runtime.inference_check = functools.partial(guard.check, "inference")
+            if config.path is not None:
+                runtime.reloader = Reloader(config.path, serving, metrics)
+            if plog.redis is not None:
+                await start_rollouts(stack, runtime, plog.redis, transport, clock,
+                                     settings.rollout_controller)
+            if runtime.reloader is not None and settings.watch_config:
+                await start_watching(stack, runtime.reloader)
             app.state.runtime = runtime
             if tune_gc:
                 # Records and shadow jobs are acyclic and die young; what is alive now
@@ -123,8 +142,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                 if drain.install():
                     stack.callback(drain.uninstall)
             log.info("serving revision %s: %d model(s), %d deployment(s), %d shadow worker(s)",
-                     config.revision, len(models.by_ref), len(snapshot.deployments),
-                     len(service.workers))
+                     snapshot.revision, len(snapshot.models.by_ref),
+                     len(snapshot.deployments), len(snapshot.workers))
             yield
 
     routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes]
@@ -132,31 +151,110 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                       exception_handlers=HANDLERS, lifespan=lifespan)
 
 
-async def close_models(models: ModelSet) -> None:
-    for backend in models:
-        await backend.close()
+async def initial_states(redis: Redis | None, config: LoadedConfig
+                         ) -> dict[str, RolloutState]:
+    """The rollouts' states to start with (none without Redis or when it is away)."""
+    names = [d.name for d in config.config.deployments if d.rollout is not None]
+    if redis is None or not names:
+        return {}
+    try:
+        return await store.load_states(redis, names)
+    except RedisError as exc:
+        log.warning("rollout states unavailable (%s): serving their first stages until "
+                    "Redis answers", exc)
+        return {}
 
 
-async def start_shadows(stack: contextlib.AsyncExitStack, snapshot: Snapshot, metrics: Metrics,
-                        settings: Settings) -> dict[str, ShadowWorker]:
-    """A worker per model that may run as a shadow, each running as a task that ``stack``
-    stops: queued jobs drain (bounded), then the task ends."""
-    mirror = snapshot.loaded.config.mirror
-    workers = {}
-    for ref in sorted(snapshot.shadow_refs()):
-        worker = ShadowWorker(snapshot.models.by_ref[ref], metrics,
-                              queue_size=mirror.queue_size, max_batch=mirror.max_batch,
-                              max_wait_s=mirror.max_wait_ms / 1000)
-        task = asyncio.create_task(worker.run(), name=f"shadow:{ref}")
-        stack.push_async_callback(stop_worker, worker, task, settings.shutdown_timeout_s / 2)
-        workers[ref] = worker
-    return workers
+async def start_rollouts(stack: contextlib.AsyncExitStack, runtime: Runtime, redis: Redis,
+                         transport: httpx.AsyncBaseTransport | None,
+                         clock: Callable[[], float], run_controller_task: bool) -> None:
+    """The state watcher (every replica routes by the rollouts' states) and the controller
+    (acts where it holds the lock; its loop runs here unless ``run_controller_task`` is
+    off, for replicas that only serve), as tasks the stack stops."""
+    serving = runtime.serving
+
+    def rollouts() -> list[str]:
+        loaded = serving.loaded
+        return [] if loaded is None else [
+            d.name for d in loaded.config.deployments if d.rollout is not None]
+
+    async def on_states(states: dict[str, RolloutState]) -> None:
+        if serving.loaded is not None:
+            await serving.apply(serving.loaded, states)
+
+    async def on_change(deployment: str, state: RolloutState) -> None:
+        await on_states({**serving.states, deployment: state})
+
+    watcher = StateWatcher(redis, rollouts, on_states)
+    webhook = Webhook(runtime.metrics, transport)
+    stack.push_async_callback(webhook.close)
+
+    def config() -> LoadedConfig:
+        assert serving.loaded is not None
+        return serving.loaded
+
+    controller = RolloutController(redis, config, runtime.metrics, owner=owner_id(),
+                                   on_change=on_change, webhook=webhook, clock=clock,
+                                   lock_ttl_s=runtime.settings.rollout_lock_ttl_s)
+    runtime.controller = controller
+    stack.push_async_callback(controller.close)
+    tasks = [asyncio.create_task(watcher.run(), name="rollout-states")]
+    if run_controller_task:
+        tasks.append(asyncio.create_task(run_controller(controller), name="rollout-controller"))
+    watcher_stop = watcher.stop
+
+    async def stop() -> None:
+        watcher_stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    stack.push_async_callback(stop)
 
 
-async def stop_worker(worker: ShadowWorker, task: asyncio.Task[None], timeout: float) -> None:
-    await worker.drain(timeout)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+async def run_controller(controller: RolloutController, interval_s: float = 1.0) -> None:
+    while True:
+        try:
+            await controller.run_once()
+        except Exception:  # Redis away or a bug: try again at the next tick
+            log.warning("rollout controller step failed", exc_info=True)
+        await asyncio.sleep(interval_s)
+
+
+def owner_id() -> str:
+    """This process, for the controller lock: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+async def start_watching(stack: contextlib.AsyncExitStack, reloader: Reloader) -> None:
+    """Reload on a change of the config file, and on SIGHUP."""
+    watcher = FileWatcher(reloader.path, reloader.reload)
+    task = asyncio.create_task(watcher.run(), name="config-watcher")
+    loop = asyncio.get_running_loop()
+    hup: set[asyncio.Task[Any]] = set()
+
+    def on_hup() -> None:
+        reload = asyncio.create_task(reloader.reload(), name="config-reload")
+        hup.add(reload)
+        reload.add_done_callback(hup.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    except (ValueError, RuntimeError, NotImplementedError):
+        log.debug("SIGHUP reloads only in the main thread")
+    else:
+        stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+
+    async def stop() -> None:
+        watcher.stop.set()
+        try:
+            async with asyncio.timeout(2.0):
+                await task
+        except TimeoutError:
+            task.cancel()
+        await asyncio.gather(task, *hup, return_exceptions=True)
+
+    stack.push_async_callback(stop)
 
 
 def app_from_env() -> Starlette:

@@ -1,12 +1,14 @@
-"""shadowgate serve | validate | export."""
+"""shadowgate serve | validate | export | report | demo."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--output", "-o", help="file to write (default or '-': stdout)")
     export.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
+    report = sub.add_parser("report", help="compare a deployment's candidates with its "
+                            "champion: verdict, statistics, business impact")
+    report.add_argument("--config", type=Path, required=True, help="the deployment config")
+    report.add_argument("--deployment", required=True)
+    report.add_argument("--candidate", help="one candidate model (default: every one seen)")
+    report.add_argument("--since", help="ISO time (UTC) or relative to now (30m, 24h, 7d)")
+    report.add_argument("--until", help="same forms as --since; exclusive")
+    report.add_argument("--format", choices=["html", "json", "md"], default="html")
+    report.add_argument("--out", "-o", help="file to write (default or '-': stdout)")
+    report.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
+    report.add_argument("--state-dir", type=Path)
+    demo = sub.add_parser("demo", help="start a gateway, send the bundled held-out rows and "
+                          "their labels, write the comparison report (about a minute)")
+    demo.add_argument("--config", type=Path, default=Path("config/example.yaml"))
+    demo.add_argument("--out", "-o", type=Path, default=Path("shadowgate-report.html"))
+    demo.add_argument("--format", choices=["html", "json", "md"], default="html")
+    demo.add_argument("--passes", type=int, default=5,
+                      help="times each held-out row is sent (as different users)")
     export.add_argument("--state-dir", type=Path)
     return parser
 
@@ -146,33 +166,131 @@ def cmd_serve(settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
     from gateway.predlog.export import run_export
 
     settings = Settings.from_env(redis_url=args.redis_url, state_dir=args.state_dir)
-    url = settings.redis_url
-    embedded = None
-    if url is None:
-        from gateway.predlog.embedded import EmbeddedRedis
-
-        embedded = EmbeddedRedis(settings.state_dir / "redis")
-        embedded.start()
-        url = embedded.url
-    from redis.exceptions import RedisError
-
     try:
-        count = run_export(url, args.deployment, args.since, args.until, args.format,
-                           args.output)
+        with redis_url(settings) as url:
+            count = run_export(url, args.deployment, args.since, args.until, args.format,
+                               args.output)
     except ValueError as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if embedded is not None and embedded.owned:  # never stop a running gateway's Redis
-            embedded.stop()
     print(f"exported {count} record(s)", file=sys.stderr)
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Read the window's records (Redis), build the report, write it; exit 1 on a problem
+    with the config or Redis, 2 on bad arguments."""
+    import asyncio
+    import time
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from gateway.analysis.run import report_from_redis
+    from gateway.config.load import load
+    from gateway.predlog.export import parse_time
+    from gateway.reports import render
+
+    now = time.time()
+    try:
+        since = None if args.since is None else parse_time(args.since, now)
+        until = None if args.until is None else parse_time(args.until, now)
+        loaded = load(args.config)
+    except ValueError as exc:
+        print(f"shadowgate report: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"shadowgate report: {args.config}: invalid", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    if args.deployment not in {d.name for d in loaded.config.deployments}:
+        names = ", ".join(d.name for d in loaded.config.deployments)
+        print(f"shadowgate report: --deployment: {args.deployment!r} is not in {args.config} "
+              f"(deployments: {names})", file=sys.stderr)
+        return 2
+
+    async def build(url: str) -> str:
+        redis = Redis.from_url(url)
+        try:
+            report = await report_from_redis(
+                loaded, args.deployment, redis, since=since, until=until,
+                candidate=args.candidate, progress=True, now=now)
+        finally:
+            await redis.aclose()
+        return render(report, args.format)
+
+    try:
+        with redis_url(Settings.from_env(redis_url=args.redis_url,
+                                         state_dir=args.state_dir)) as url:
+            text = asyncio.run(build(url))
+    except (RedisError, OSError) as exc:
+        print(f"shadowgate report: {exc}", file=sys.stderr)
+        return 1
+    return _write(text, args.out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    try:
+        verdicts = run_demo(args.config, args.out, args.format, args.passes)
+    except ConfigError as exc:
+        print(f"shadowgate demo: {args.config}: invalid", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError) as exc:
+        print(f"shadowgate demo: {exc}", file=sys.stderr)
+        return 1
+    for line in verdicts:
+        print(line)
+    print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write(text: str, out: str | None) -> int:
+    """To stdout, or to a file written whole (a temporary name, then renamed)."""
+    if out in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    partial = f"{out}.partial"
+    try:
+        Path(partial).write_text(text, encoding="utf-8")
+        os.replace(partial, out)
+    except OSError as exc:
+        print(f"shadowgate report: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        return 1
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The configured Redis URL, or the embedded server under the state dir (started here
+    when no gateway runs it, and then stopped again; never a running gateway's)."""
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    from gateway.predlog.embedded import EmbeddedRedis
+
+    embedded = EmbeddedRedis(settings.state_dir / "redis")
+    embedded.start()
+    try:
+        yield embedded.url
+    finally:
+        if embedded.owned:
+            embedded.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_validate(args.config, not args.no_models)
     if args.command == "export":
         return cmd_export(args)
+    if args.command == "report":
+        logging.basicConfig(level=logging.WARNING)
+        return cmd_report(args)
+    if args.command == "demo":
+        logging.basicConfig(level=logging.WARNING)
+        return cmd_demo(args)
     try:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
                                      workers=args.workers, redis_url=args.redis_url,

@@ -10,7 +10,9 @@ Under ``--workers N`` the process runs in prometheus_client's multiprocess mode
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +27,9 @@ LATENCY_BUCKETS = (
     2.5, 5.0, 10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# Candidate minus champion score of the positive class.
+SCORE_DIFF_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2,
+                      0.5, 1.0)
 MODEL_LABELS = ("model_name", "model_version")
 
 
@@ -130,6 +135,36 @@ class Metrics:
         self.log_write_duration = Histogram(
             "shadowgate_predlog_write_duration_seconds", "Latency of one pipelined Redis batch",
             buckets=LATENCY_BUCKETS, registry=r)
+        # Live agreement of candidates (gateway/traffic/live.py)
+        pair = ("deployment", "candidate")
+        self.agreement_rows = Counter(
+            "shadowgate_agreement_rows", "Rows both the champion and a candidate answered",
+            pair, registry=r)
+        self.agreement_same = Counter(
+            "shadowgate_agreement_same", "Rows where the candidate gave the champion's label",
+            pair, registry=r)
+        self.decision_flips = Counter(
+            "shadowgate_decision_flips", "Rows whose configured decision the candidate changes",
+            pair, registry=r)
+        self.score_difference = Histogram(
+            "shadowgate_score_difference",
+            "Candidate minus champion score of the positive class", pair,
+            buckets=SCORE_DIFF_BUCKETS, registry=r)
+        # Config reloads and rollouts
+        self.config_reloads = Counter(
+            "shadowgate_config_reloads", "Config reloads by result (applied, invalid, failed)",
+            ("result",), registry=r)
+        self.config_revision = _gauge(
+            "shadowgate_config_info", "1 for the config revision being served", ("revision",), r)
+        self.rollout_stage = _gauge(
+            "shadowgate_rollout_stage", "Stage index of a rollout (-1 rolled back, number of "
+            "stages once promoted)", ("deployment", "candidate"), r)
+        self.rollout_decisions = Counter(
+            "shadowgate_rollout_decisions", "Rollout decisions by action and the gate that failed",
+            ("deployment", "action", "gate"), registry=r)
+        self.rollout_webhook_failures = Counter(
+            "shadowgate_rollout_webhook_failures", "Decisions the webhook did not take",
+            registry=r)
         self.feedback_received = Counter(
             "shadowgate_feedback_received", "Feedback items stored (new or corrected), by "
             "deployment and token name", ("deployment", "by"), registry=r)
@@ -161,3 +196,19 @@ class Metrics:
             compute=self.compute_duration.labels(name, version),
             duration=self.request_duration.labels(name, version),
         )
+
+
+def observe_counts(child: Histogram, counts: Sequence[int] | Any, total: float) -> None:
+    """Add many observations to a histogram child at once: ``counts[i]`` of them in bucket i
+    (the buckets as configured, then +Inf), summing to ``total``.
+
+    prometheus_client keeps per-bucket (not cumulative) values and sums them at scrape time;
+    this adds to those values directly, in one call per bucket instead of one ``observe`` per
+    value. It relies on the ``_buckets``/``_sum`` attributes that prometheus_client's
+    Histogram has kept since 0.4; a test checks the exposition against ``observe``.
+    """
+    buckets = child._buckets
+    for i, count in enumerate(counts):
+        if count:
+            buckets[i].inc(float(count))
+    child._sum.inc(total)

@@ -9,7 +9,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.metrics import InFlight, Metrics
+from gateway.reloader import Reloader
+from gateway.rollout.controller import RolloutController
 from gateway.service import Service
+from gateway.serving import Serving
 from gateway.settings import Settings
 
 
@@ -17,8 +20,10 @@ from gateway.settings import Settings
 class Runtime:
     settings: Settings
     metrics: Metrics
-    service: Service
+    serving: Serving
     redis: Redis | None = None  # when the prediction log is in Redis
+    reloader: Reloader | None = None  # when the config came from a file
+    controller: RolloutController | None = None  # when rollouts can keep state (Redis)
     ready: bool = False
     # Checks an inference request's Authorization header (raises a GatewayError); None when
     # inference needs no token, so that the request path pays one attribute read.
@@ -27,6 +32,11 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.in_flight = InFlight(self.metrics.in_flight)
+
+    @property
+    def service(self) -> Service:
+        assert self.serving.service is not None
+        return self.serving.service
 
     @property
     def max_body_bytes(self) -> int:

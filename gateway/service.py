@@ -21,7 +21,7 @@ from gateway.predlog.record import Prediction, Variant
 from gateway.predlog.sink import RecordSink
 from gateway.protocol.tensors import Array, InferenceRequest
 from gateway.snapshot import Deployment, Snapshot
-from gateway.traffic.mirror import Job, ShadowWorker
+from gateway.traffic.mirror import Job
 from gateway.traffic.pairing import PendingRecord, new_record, output_json, tensors_json
 from gateway.traffic.router import Route, route
 
@@ -87,20 +87,18 @@ class Service:
     """
 
     def __init__(self, snapshot: Snapshot, metrics: Metrics, sink: RecordSink,
-                 workers: dict[str, ShadowWorker], clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random) -> None:
-        self.snapshot = snapshot
+        self.snapshot = snapshot  # replaced whole by a reload; a request keeps the one it began on
         self.metrics = metrics
         self.sink = sink
-        self.workers = workers
         self.clock = clock
         self.rand = rand
-        self._variant_counters = {(d, v): metrics.variant_requests.labels(d, v)
-                                  for d in snapshot.deployments for v in ("champion", "canary")}
+        self._variant_counters: dict[tuple[str, str], Any] = {}
 
-    def target(self, name: str, version: str | None) -> Target:
+    def target(self, name: str, version: str | None, snap: Snapshot | None = None) -> Target:
         """The deployment or concrete model a request names (raises NotFound)."""
-        snap = self.snapshot
+        snap = snap or self.snapshot
         dep = snap.deployments.get(name)
         if dep is None:
             if name not in snap.models.versions:
@@ -119,16 +117,18 @@ class Service:
         self.metrics.request_failure.labels(backend.name, backend.version, exc.code).inc()
         return exc
 
-    async def infer(self, target: Target, request: InferenceRequest, call: Call) -> Answer:
-        """Serve ``request`` on what ``self.target`` resolved."""
+    async def infer(self, target: Target, request: InferenceRequest, call: Call,
+                    snap: Snapshot | None = None) -> Answer:
+        """Serve ``request`` on what ``self.target`` resolved in ``snap`` (default: now)."""
+        snap = snap or self.snapshot
         if isinstance(target, Deployment):
-            return await self._deployment(target, request, call)
-        outputs, _ = await self._predict(target, request)
+            return await self._deployment(snap, target, request, call)
+        outputs, _ = await self._predict(snap, target, request)
         return Answer(target, _select(request, outputs))
 
-    async def _predict(self, backend: Backend, request: InferenceRequest
+    async def _predict(self, snap: Snapshot, backend: Backend, request: InferenceRequest
                        ) -> tuple[dict[str, Array], float]:
-        mm = self.snapshot.model_metrics[f"{backend.name}:{backend.version}"]
+        mm = snap.model_metrics[f"{backend.name}:{backend.version}"]
         try:
             signature = backend.signature
             signature.validate(request.inputs, backend.name, request.finite)
@@ -153,8 +153,8 @@ class Service:
         mm.compute.observe(elapsed)
         return outputs, elapsed
 
-    async def _deployment(self, dep: Deployment, request: InferenceRequest, call: Call) -> Answer:
-        snap = self.snapshot
+    async def _deployment(self, snap: Snapshot, dep: Deployment, request: InferenceRequest,
+                          call: Call) -> Answer:
         try:
             rt = route(dep.plan, call.routing_key, call.forced, self.rand)
         except LookupError:
@@ -164,20 +164,38 @@ class Service:
                 f"canary model {names}, got {call.forced!r}")) from None
         backend = snap.models.by_ref[rt.primary]
         ts = self.clock()
-        outputs, elapsed = await self._predict(backend, request)
-        self._variant_counters[dep.spec.name, rt.variant].inc()
-        self._pair(dep, rt, backend, request, call, ts, outputs, elapsed)
+        start = time.perf_counter()
+        try:
+            outputs, elapsed = await self._predict(snap, backend, request)
+        except GatewayError as exc:
+            if exc.status_code >= 500:  # valid input the model failed on: still recorded
+                self._pair(snap, dep, rt, backend, request, call, ts, None,
+                           time.perf_counter() - start, exc)
+            raise
+        counter = self._variant_counters.get((dep.spec.name, rt.variant))
+        if counter is None:
+            counter = self._variant_counters[dep.spec.name, rt.variant] = \
+                self.metrics.variant_requests.labels(dep.spec.name, rt.variant)
+        counter.inc()
+        self._pair(snap, dep, rt, backend, request, call, ts, outputs, elapsed)
         return Answer(backend, _select(request, outputs), rt.variant, dep)
 
-    def _pair(self, dep: Deployment, rt: Route, backend: Backend, request: InferenceRequest,
-              call: Call, ts: float, outputs: dict[str, Array], elapsed: float) -> None:
-        """Build the paired record and hand a job to every sampled shadow."""
-        models = self.snapshot.models.by_ref
+    def _pair(self, snap: Snapshot, dep: Deployment, rt: Route, backend: Backend,
+              request: InferenceRequest, call: Call, ts: float,
+              outputs: dict[str, Array] | None, elapsed: float,
+              failure: GatewayError | None = None) -> None:
+        """Build the paired record and hand a job to every sampled shadow; ``failure``: the
+        answering model failed (the record says so, and the shadows still run)."""
+        models = snap.models.by_ref
         # Literals, not helper calls: this runs once per request.
         predictions: list[Prediction] = [{
             "role": rt.variant, "model": backend.name, "version": backend.version,
             "served": True, "status": "ok", "latency_ms": round(elapsed * 1000, 4),
-            "error": None, "output": output_json(backend, outputs)}]
+            "error": None, "output": output_json(backend, outputs)} if outputs is not None else {
+            "role": rt.variant, "model": backend.name, "version": backend.version,
+            "served": True, "status": "timeout" if failure and failure.status_code == 504
+            else "error", "latency_ms": round(elapsed * 1000, 4),
+            "error": failure.message if failure else None, "output": None}]
         for plan in rt.shadows:
             model = models[plan.model]
             predictions.append({
@@ -189,13 +207,14 @@ class Service:
         if spec.log_inputs and (spec.input_sample_percent >= 100
                                 or self.rand() * 100 < spec.input_sample_percent):
             inputs = tensors_json(request.inputs)
-        record = new_record(call.request_id, ts, spec.name, self.snapshot.revision, rt.key_hash,
-                            rt.bucket, rt.variant, request.rows, predictions, inputs, request.id)
+        record = new_record(call.request_id, ts, spec.name, snap.revision, rt.key_hash,
+                            rt.bucket, rt.variant, request.rows, predictions, inputs,
+                            request.id)
         pending = PendingRecord(record, self.sink, len(rt.shadows))
-        same = self.snapshot.same_inputs
+        same, workers = snap.same_inputs, snap.workers
         for slot, shadow in enumerate(rt.shadows, start=1):
             checked = request.finite and (rt.primary, shadow.model) in same
-            self.workers[shadow.model].submit(
+            workers[shadow.model].submit(
                 Job(request.inputs, request.rows, pending, slot, shadow.timeout_s, checked))
 
 

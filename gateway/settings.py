@@ -36,6 +36,11 @@ class Settings(BaseModel):
                                "reach after an outage")
     spool_max_bytes: int = Field(1 << 30, ge=1)
     shutdown_timeout_s: float = Field(10.0, ge=0)
+    watch_config: bool = Field(True, description="reload the config file when it changes")
+    rollout_controller: bool = Field(True, description="run the rollout controller here (it "
+                                     "acts only while it holds the lock in Redis)")
+    rollout_lock_ttl_s: float = Field(10.0, gt=0, description="how long the acting "
+                                      "controller's lock outlives its last renewal")
     # Who may call what (gateway/web/auth.py; the README's Security section).
     feedback_token: SecretStr | None = Field(None, description="bearer token for POST /feedback")
     reports_token: SecretStr | None = Field(None, description="bearer token for GET /reports")

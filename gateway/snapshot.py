@@ -13,6 +13,8 @@ from gateway.backends.registry import ModelSet
 from gateway.config.load import LoadedConfig, resolve_ref
 from gateway.config.schema import DeploymentSpec
 from gateway.metrics import Metrics, ModelMetrics
+from gateway.traffic.live import DecisionRule
+from gateway.traffic.mirror import ShadowWorker
 from gateway.traffic.router import DeploymentPlan, ShadowPlan
 
 
@@ -32,6 +34,7 @@ class Snapshot:
     # (model ref, model ref) pairs whose input signatures are the same: inputs validated for
     # the first need no second validation for the second (a shadow's micro-batch).
     same_inputs: frozenset[tuple[str, str]] = frozenset()
+    workers: dict[str, ShadowWorker] = field(default_factory=dict)  # model ref -> its worker
 
     @property
     def revision(self) -> str:
@@ -74,3 +77,13 @@ def build_snapshot(loaded: LoadedConfig, models: ModelSet, metrics: Metrics) -> 
                             for b, y in models.by_ref.items()
                             if x.signature.inputs == y.signature.inputs)
     return Snapshot(loaded, models, deployments, model_metrics, same_inputs)
+
+
+def decision_rules(snapshot: Snapshot) -> dict[str, DecisionRule]:
+    """Per deployment, the decision its champion's answers drive (for live flip counts)."""
+    rules = {}
+    for name, dep in snapshot.deployments.items():
+        decision = dep.spec.decision
+        rules[name] = DecisionRule(decision.positive_class if decision else None,
+                                   decision.threshold if decision else None)
+    return rules

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 
 from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec
 
@@ -78,3 +80,67 @@ class SocketGated(Fake):
 
 def socket_gated(name: str, version: str, options: dict[str, Any]) -> SocketGated:
     return SocketGated(name, version, options)
+
+
+class Variant:
+    """The bundled champion's ONNX model, altered by ``mode``: "copy" (the same answers),
+    "flip" (``share`` of the labels flipped, chosen by a hash of the row, so a row is always
+    treated the same), "better" (the champion's mistakes on the bundled held-out rows
+    corrected), "fail" (``share`` of the calls raise, drawn from a seeded generator) or
+    "slow" (each call takes twice as long: the model, then as long again busy)."""
+
+    platform = "python"
+
+    def __init__(self, name: str, version: str, options: dict[str, Any]) -> None:
+        from gateway.backends.onnx import OnnxBackend
+        from tests.helpers import HOLDOUT, MODELS
+
+        self.name, self.version = name, version
+        self.mode = str(options.get("mode", "copy"))
+        self.share = float(options.get("share", 0.1))
+        self.model = OnnxBackend("bc-logreg", "1", MODELS / "bc-logreg" / "1")
+        self.signature = self.model.signature
+        self.classifier = self.model.classifier
+        self.rng = np.random.default_rng(int(options.get("seed", 0)))
+        rows = [orjson.loads(line) for line in HOLDOUT.read_bytes().splitlines() if line]
+        self.truth = {np.asarray(r["features"], np.float32).tobytes(): int(r["label"])
+                      for r in rows}
+
+    def _run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        start = time.perf_counter()
+        out = self.model.run(inputs)
+        if self.mode == "copy":
+            return out
+        if self.mode == "slow":
+            took = time.perf_counter() - start
+            while time.perf_counter() - start < 2 * took:
+                pass
+            return out
+        if self.mode == "fail":
+            if self.rng.random() < self.share:
+                raise RuntimeError("this candidate fails some calls")
+            return out
+        labels, probs = out["label"].copy(), out["probabilities"].copy()
+        for i, row in enumerate(inputs["input"]):
+            key = np.asarray(row, np.float32).tobytes()
+            if self.mode == "flip":
+                if int.from_bytes(hashlib.blake2b(key, digest_size=4).digest()) % 1000 \
+                        < self.share * 1000:
+                    labels[i], probs[i] = 1 - labels[i], probs[i][::-1]
+            elif self.mode == "better" and key in self.truth and labels[i] != self.truth[key]:
+                labels[i] = self.truth[key]
+                probs[i] = [0.1, 0.9] if labels[i] == 1 else [0.9, 0.1]
+        return {"label": labels, "probabilities": probs}
+
+    async def infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return self._run(inputs)
+
+    async def infer_batch(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return self._run(inputs)
+
+    async def close(self) -> None:
+        return None
+
+
+def variant(name: str, version: str, options: dict[str, Any]) -> Variant:
+    return Variant(name, version, options)

@@ -43,6 +43,15 @@ class ModelSet:
     def __iter__(self) -> Iterator[Backend]:
         return iter(self.by_ref.values())
 
+    @classmethod
+    def of(cls, by_ref: dict[str, Backend]) -> ModelSet:
+        """The set of these backends, keyed ``name:version``."""
+        versions: dict[str, list[str]] = {}
+        for ref in by_ref:
+            name, _, version = ref.partition(":")
+            versions.setdefault(name, []).append(version)
+        return cls(by_ref, {n: tuple(sorted(v, key=_version_key)) for n, v in versions.items()})
+
 
 async def load_models(loaded: LoadedConfig, transport: httpx.AsyncBaseTransport | None = None,
                       ) -> ModelSet:
@@ -72,9 +81,4 @@ async def load_models(loaded: LoadedConfig, transport: httpx.AsyncBaseTransport 
         for backend in backends.values():
             await backend.close()
         raise ConfigError(errors)
-    versions: dict[str, list[str]] = {}
-    for ref in backends:
-        name, _, version = ref.partition(":")
-        versions.setdefault(name, []).append(version)
-    return ModelSet(backends, {n: tuple(sorted(v, key=_version_key))
-                               for n, v in versions.items()})
+    return ModelSet.of(backends)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.config.schema import Config, DeploymentSpec, ModelSpec
+from gateway.config.schema import Config, DeploymentSpec, GuardrailSpec, ModelSpec
 from gateway.errors import ConfigError
 
 
@@ -95,6 +95,52 @@ def _check_deployment(dep: DeploymentSpec, where: str, models: list[ModelSpec]) 
     total = sum(c.weight for c in dep.canaries)
     if total > 100 + 1e-9:
         errors.append(f"{where}.canaries: weights add up to {total:g}%, expected at most 100")
+    if dep.rollout is not None:
+        errors.extend(_check_rollout(dep, f"{where}.rollout", models, roles, total))
+    return errors
+
+
+def _check_rollout(dep: DeploymentSpec, where: str, models: list[ModelSpec],
+                   roles: dict[str, str], static_weight: float) -> list[str]:
+    """The candidate is a declared model serving no other role here; stages in order."""
+    assert dep.rollout is not None
+    errors: list[str] = []
+    spec = resolve_ref(dep.rollout.candidate, models)
+    if spec is None:
+        errors.append(f"{where}.candidate: model {dep.rollout.candidate!r} is not declared "
+                      f"(or is ambiguous: use name:version); declared: "
+                      f"{sorted(m.ref for m in models)}")
+    elif spec.ref in roles:
+        errors.append(f"{where}.candidate: model {spec.ref} already serves as "
+                      f"{roles[spec.ref]} in this deployment; a rollout adds it itself")
+    last_weight, seen_canary = 0.0, False
+    stages = dep.rollout.stages
+    for i, stage in enumerate(stages):
+        at = f"{where}.stages[{i}]"
+        if stage.kind == "canary":
+            if stage.weight is None:
+                errors.append(f"{at}.weight: a canary stage needs a weight (percent of users)")
+            elif stage.weight <= last_weight:
+                errors.append(f"{at}.weight: weights must rise from stage to stage; got "
+                              f"{stage.weight:g} after {last_weight:g}")
+            elif stage.weight + static_weight > 100 + 1e-9:
+                errors.append(f"{at}.weight: {stage.weight:g}% plus the deployment's "
+                              f"canaries ({static_weight:g}%) is over 100%")
+            else:
+                last_weight = stage.weight
+            seen_canary = True
+        elif stage.weight is not None:
+            errors.append(f"{at}.weight: only canary stages have a weight")
+        if stage.kind == "shadow" and seen_canary:
+            errors.append(f"{at}.kind: a shadow stage must come before the canary stages")
+        if stage.kind == "promote" and i != len(stages) - 1:
+            errors.append(f"{at}.kind: promotion must be the last stage")
+        if stage.gates:
+            try:
+                GuardrailSpec.model_validate({**dep.guardrails.model_dump(), **stage.gates})
+            except ValidationError as exc:
+                errors.extend(f"{at}.gates.{key_path(e['loc'])}: {e['msg']}"
+                              for e in exc.errors())
     return errors
 
 

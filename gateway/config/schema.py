@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.config.rollout import RolloutSpec
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -87,6 +89,58 @@ class RetentionSpec(Strict):
     max_age_s: Annotated[float, Field(gt=0)] | None = None
 
 
+class DecisionSpec(Strict):
+    """The decision a classifier's answer drives, and what each outcome of it is worth."""
+
+    positive_class: str = Field(description="the class whose score triggers the action")
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    action: str = Field("act", description="what acting means, in words for the report "
+                        "(e.g. 'refer for biopsy')")
+    values: dict[Literal["true_positive", "false_positive", "true_negative",
+                         "false_negative"], float] = Field(
+        default_factory=dict, description="value of one decision by outcome (missing: 0); "
+        "a positive is the action taken")
+    value_unit: str = "value"
+
+
+class OutcomeSpec(Strict):
+    """A business outcome posted as feedback, compared between canary and champion users."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
+    better: Literal["higher", "lower"] = "higher"
+    missing: float | None = Field(None, description="value of a request without this outcome "
+                                  "(e.g. 0 for a conversion); None: such requests are left out")
+    max_drop: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="guardrail: canary users may be worse by at most this relative share "
+        "(0.02 = 2%) before the candidate is rejected")
+
+
+class GuardrailSpec(Strict):
+    """The bounds the report's verdict (and the rollout's gates) hold a candidate to."""
+
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    min_pairs: Annotated[int, Field(ge=1)] = 200
+    min_labels: Annotated[int, Field(ge=1)] = 100
+    require_labels: bool = Field(True, description="no 'ready to promote' without enough "
+                                 "labels to compare accuracy")
+    max_accuracy_drop: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.01, description="the candidate's accuracy may be lower by at most this")
+    min_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_error_rate_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p99_latency_ratio: Annotated[float, Field(gt=0)] = 2.0
+    min_coverage: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.9, description="share of requests the candidate must have seen (not dropped or "
+        "shed) before a verdict")
+    max_srm_p: Annotated[float, Field(gt=0, lt=1)] = 0.001
+
+
+class SegmentSpec(Strict):
+    """Break the comparison down by an input feature, in bins of its training distribution."""
+
+    feature: str
+    bins: Annotated[int, Field(ge=2, le=10)] = 4
+
+
 class DeploymentSpec(Strict):
     name: Name
     champion: str
@@ -96,6 +150,11 @@ class DeploymentSpec(Strict):
     log_inputs: bool = True
     input_sample_percent: Percent = 100.0
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    decision: DecisionSpec | None = None
+    outcomes: list[OutcomeSpec] = Field(default_factory=list)
+    guardrails: GuardrailSpec = Field(default_factory=GuardrailSpec)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    rollout: RolloutSpec | None = None
 
 
 class MirrorSpec(Strict):

@@ -28,5 +28,15 @@ def feedback_received(deployment: str) -> str:
 
 
 def rollout(deployment: str) -> str:
-    """Rollout runtime state and decision history."""
+    """Rollout runtime state (JSON: stage, since when, status, version)."""
     return f"sg:{{{deployment}}}:rollout"
+
+
+def rollout_history(deployment: str) -> str:
+    """Stream of rollout decisions, automatic and manual."""
+    return f"sg:{{{deployment}}}:rollout:history"
+
+
+def rollout_lock() -> str:
+    """The lock that lets one replica's rollout controller act at a time."""
+    return "sg:rollout:lock"

@@ -42,6 +42,7 @@ class ScanStats:
     duplicates: int = 0  # repeated request ids (spool replays), skipped
     records: int = 0  # records yielded
     labelled: int = 0  # records yielded with a label (iter_joined only)
+    last_id: str | None = None  # the last stream id read (iter_raw_pages), to resume after it
 
 
 def _text(value: bytes | str) -> str:
@@ -114,6 +115,52 @@ async def iter_pages(
     if stats.undecodable:
         log.warning("predlog %s: skipped %d undecodable stream entries", deployment,
                     stats.undecodable)
+
+
+async def iter_raw_pages(
+    redis: Redis,
+    deployment: str,
+    *,
+    since: float | None,
+    page: int = DEFAULT_PAGE,
+    skew_s: float | None = DEFAULT_SKEW_S,
+    stats: ScanStats | None = None,
+    after: str | None = None,
+    end: str = "+",
+) -> AsyncIterator[list[bytes]]:
+    """The encoded records of the stream from ``since - skew_s`` (or after the stream id
+    ``after``) to ``end``, one list per XRANGE page, undecoded: for readers with their own
+    decoder (the reports), which then filter by ``ts`` and count each request id once as
+    :func:`iter_pages` does. ``stats.last_id`` is where to resume."""
+    if page < 1:
+        raise ValueError("page must be at least 1")
+    stats = ScanStats() if stats is None else stats
+    key = keys.pairs(deployment)
+    start = "-"
+    if after is not None:
+        start = "(" + after
+    elif since is not None and skew_s is not None:
+        start = f"{max(0, int((since - skew_s) * 1000))}-0"
+    while True:
+        entries = await redis.xrange(key, min=start, max=end, count=page) or []
+        stats.pages += 1
+        stats.entries += len(entries)
+        payloads = []
+        for _, fields in entries:
+            raw = (fields or {}).get(STREAM_FIELD)
+            if isinstance(raw, bytes):
+                payloads.append(raw)
+            else:
+                stats.undecodable += 1
+        if entries:
+            last_id = entries[-1][0]
+            if last_id is None:
+                raise RuntimeError(f"XRANGE on {key} returned an entry without an id")
+            stats.last_id = _text(last_id)
+        yield payloads
+        if len(entries) < page:
+            return
+        start = "(" + str(stats.last_id)
 
 
 async def iter_records(

@@ -22,7 +22,8 @@ Fields (JSON):
 ``predictions``     list of model entries, the answering model first:
     ``role``        "champion" | "canary" | "shadow"
     ``model``       model name; ``version``: model version (str)
-    ``served``      true for the model whose answer went back to the caller
+    ``served``      true for the model whose answer went back to the caller (when that
+                    model failed, the caller got an error: status "error" or "timeout")
     ``status``      "ok" | "error" | "timeout" | "dropped"
     ``latency_ms``  model latency in milliseconds (float, null when dropped)
     ``error``       error message or null

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.predlog.record import Status
 from gateway.protocol.tensors import Array
+from gateway.traffic.live import LiveAgreement
 from gateway.traffic.pairing import PendingRecord, batch_outputs_json
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,11 @@ class ShadowWorker:
     """Queue + micro-batcher for one model used as a shadow."""
 
     def __init__(self, backend: Backend, metrics: Metrics, *, queue_size: int, max_batch: int,
-                 max_wait_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
+                 max_wait_s: float, clock: Callable[[], float] = time.perf_counter,
+                 live: LiveAgreement | None = None) -> None:
         self.backend = backend
+        self.live = live
+        self.settings = (queue_size, max_batch, max_wait_s)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clock = clock
@@ -164,6 +169,24 @@ class ShadowWorker:
             else:
                 job.pending.resolve(job.slot, "timeout", latency,
                                     f"answered after {latency:.3f}s")
+        if self.live is not None and len(late) < len(jobs):
+            self._observe(self.live, jobs, per_job, latency)
+
+    def _observe(self, live: LiveAgreement, jobs: list[Job], per_job: list[dict[str, Any]],
+                 latency: float) -> None:
+        """Feed the live agreement metrics, per deployment and role, once per batch."""
+        groups: dict[tuple[str, bool], list[tuple[dict[str, Any], dict[str, Any], str]]] = {}
+        for job, output in zip(jobs, per_job, strict=True):
+            record = job.pending.record
+            served = record["predictions"][0]
+            if latency > job.timeout_s or served["output"] is None:
+                continue
+            champion_role = record["predictions"][job.slot]["role"] == "champion"
+            groups.setdefault((record["deployment"], champion_role), []).append(
+                (output, served["output"], f"{served['model']}:{served['version']}"))
+        model = f"{self.backend.name}:{self.backend.version}"
+        for (deployment, champion_role), pairs in groups.items():
+            live.observe(deployment, champion_role, model, pairs)
 
     def _finish(self, jobs: list[Job], status: Status, latency: float, error: str) -> None:
         self._results[status].inc(len(jobs))

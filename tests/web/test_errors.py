@@ -364,3 +364,22 @@ def test_no_refusal_path_leaves_a_record(row: list[float]) -> None:
         assert ok.status_code == 200
         fresh.wait_records(1)  # the one served request's record, shadows included
         assert [rec["request_id"] for rec in fresh.sink.records] == [ok.headers["x-request-id"]]
+
+
+def test_a_model_failing_on_valid_input_is_still_recorded(row: list[float]) -> None:
+    # A refusal of bad input leaves no record, but a deployment's model failing on valid
+    # input does: the record says so, and the comparison counts it as that model's error.
+    models = [{"name": "bc-logreg"},
+              {"name": "flaky", "python": "tests.backends:fake", "options": {"fail": True}}]
+    with harness(config([{"name": "d", "champion": "flaky", "shadows": [{"model": "bc-logreg"}]}],
+                        models=models)) as fresh:
+        r = fresh.client.post("/v2/models/d/infer", json=v2_body([row]),
+                              headers={"x-request-id": "fails-1"})
+        error_of(r, 500)
+        fresh.wait_records(1)
+        [record] = fresh.sink.records
+        served, shadow = record["predictions"]
+        assert record["request_id"] == "fails-1"
+        assert (served["model"], served["served"], served["status"]) == ("flaky", True, "error")
+        assert "always fails" in served["error"] and served["output"] is None
+        assert shadow["status"] == "ok"  # the shadow still ran

@@ -1,0 +1,54 @@
+"""The A/B comparison: users the canary answered vs users the champion answered.
+
+Different users saw different models, so this compares what happened to them: business
+outcomes posted as feedback, and the served answers' errors and latency, per request. The
+split itself is checked first (sample-ratio mismatch against the configured weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gateway.analysis.batch import ABSENT, CANARY, CHAMPION, Batch
+from gateway.analysis.calls import Calls
+from gateway.analysis.stats import MeanVariance
+from gateway.config.schema import OutcomeSpec
+
+
+@dataclass
+class ABAccumulator:
+    """Per arm (champion-served, canary-served): requests, outcomes, served calls."""
+
+    champion: str
+    canary: str
+    outcomes: tuple[OutcomeSpec, ...]
+    arms: dict[int, int] = field(default_factory=lambda: {CHAMPION: 0, CANARY: 0})
+    values: dict[tuple[str, int], MeanVariance] = field(default_factory=dict)
+    calls: dict[int, Calls] = field(default_factory=lambda: {CHAMPION: Calls(), CANARY: Calls()})
+
+    def add(self, batch: Batch) -> None:
+        champ = batch.models.get(self.champion)
+        if champ is None:
+            return
+        canary = batch.models.get(self.canary)
+        arms = {CHAMPION: (batch.variant == CHAMPION) & (champ.status != ABSENT)}
+        if canary is not None:
+            arms[CANARY] = ((batch.variant == CANARY) & (canary.status != ABSENT)
+                            & (canary.role == CANARY))
+        for arm, mask in arms.items():
+            self.arms[arm] += int(mask.sum())
+            served = champ if arm == CHAMPION else canary
+            assert served is not None
+            self.calls[arm].add(served.status[mask], served.latency_ms[mask])
+            for spec in self.outcomes:
+                column = batch.outcomes.get(spec.name)
+                if column is None:
+                    continue
+                values = column[mask]
+                if spec.missing is not None:
+                    values = np.where(np.isnan(values), spec.missing, values)
+                values = values[np.isfinite(values)]
+                key = (spec.name, arm)
+                self.values[key] = self.values.get(key, MeanVariance()).add(values)
