@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -40,8 +41,11 @@ from gateway.runtime import Runtime
 from gateway.serving import Serving
 from gateway.settings import Settings
 from gateway.web import feedback, inference, meta, openapi
+from gateway.web.auth import Guard
+from gateway.web.drain import Drain
 from gateway.web.errors import HANDLERS
 from gateway.web.middleware import RequestIdMiddleware
+from gateway.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +82,17 @@ class GatewayApp(Starlette):
 def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               tune_gc: bool = False, clock: Callable[[], float] = time.time) -> Starlette:
+               tune_gc: bool = False, handle_signals: bool = False,
+               clock: Callable[[], float] = time.time) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
     ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
     embedders pass their own; by default they come from ``settings``. ``tune_gc``: once
-    started, freeze what is alive and collect the young generation less often (for a
-    process that serves this app only: ``shadowgate serve`` sets it). ``clock``: the wall
-    clock of records and rollouts (tests move it).
+    started, freeze what is alive and collect the young generation less often;
+    ``handle_signals``: on SIGTERM, turn unready and drain for ``settings.drain_s`` before
+    the server stops (gateway/web/drain.py). Both are for a process that serves this app
+    only: ``shadowgate serve`` sets them. ``clock``: the wall clock of records and rollouts
+    (tests move it).
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -95,6 +102,11 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
         # Each part is pushed on the stack once started, so that it is stopped, in reverse
         # order, however the start-up or the serving ends.
         async with contextlib.AsyncExitStack() as stack:
+            guard = Guard.from_settings(settings, metrics)  # a bad tokens file stops here
+            app.state.guard = guard
+            app.state.feedback_limiter = RateLimiter(
+                "feedback", settings.feedback_rate, settings.feedback_burst, "labels",
+                metrics=metrics)
             config = loaded or load(settings.config)
             plog = await stack.enter_async_context(
                 open_prediction_log(settings, config, metrics, sink))
@@ -104,6 +116,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             states = await initial_states(plog.redis, config)
             snapshot = await serving.apply(config, states)
             runtime = Runtime(settings, metrics, serving, redis=plog.redis)
+            if guard.inference_needs_token:
+                runtime.inference_check = functools.partial(guard.check, "inference")
             if config.path is not None:
                 runtime.reloader = Reloader(config.path, serving, metrics)
             if plog.redis is not None:
@@ -121,6 +135,12 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                 gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
             runtime.ready = True
             stack.callback(setattr, runtime, "ready", False)  # the first thing undone
+            if handle_signals:
+                drain = Drain(settings.drain_s, functools.partial(setattr, runtime, "ready",
+                                                                  False),
+                              asyncio.get_running_loop())
+                if drain.install():
+                    stack.callback(drain.uninstall)
             log.info("serving revision %s: %d model(s), %d deployment(s), %d shadow worker(s)",
                      snapshot.revision, len(snapshot.models.by_ref),
                      len(snapshot.deployments), len(snapshot.workers))
@@ -239,4 +259,4 @@ async def start_watching(stack: contextlib.AsyncExitStack, reloader: Reloader) -
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from SHADOWGATE_*."""
-    return create_app(Settings.from_env(), tune_gc=True)
+    return create_app(Settings.from_env(), tune_gc=True, handle_signals=True)

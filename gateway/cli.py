@@ -10,13 +10,15 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.config.load import LoadedConfig
+
+log = logging.getLogger("gateway.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,16 +138,37 @@ async def _check_models(loaded: LoadedConfig) -> tuple[list[str], list[str]]:
     return errors, report
 
 
+def check_access(settings: Settings) -> bool:
+    """Check the tokens (False, with the errors on stderr, when they are unusable) and log who
+    may call what: a WARNING for what stays disabled until a token is configured."""
+    from gateway.web.auth import Guard
+
+    try:
+        guard = Guard.from_settings(settings)
+    except ConfigError as exc:
+        print("tokens: invalid", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return False
+    for warning, note in guard.describe():
+        log.log(logging.WARNING if warning else logging.INFO, "access: %s", note)
+    return True
+
+
 def cmd_serve(settings: Settings) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    if cmd_validate(settings.config, load_models=False) != 0:
+    from gateway.web.limits import Limits, protocol_for
+
+    if cmd_validate(settings.config, load_models=False) != 0 or not check_access(settings):
         return 1
     embedded = None
     # Worker processes rebuild their settings from the environment: put every flag there.
     env = {"SHADOWGATE_CONFIG": str(settings.config.resolve()),
            "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve()),
-           "SHADOWGATE_LOG": settings.log, "SHADOWGATE_LOG_LEVEL": settings.log_level}
+           "SHADOWGATE_LOG": settings.log, "SHADOWGATE_LOG_LEVEL": settings.log_level,
+           "SHADOWGATE_HOST": settings.host}
     if settings.redis_url is not None:
         env["SHADOWGATE_REDIS_URL"] = settings.redis_url
     if settings.workers > 1:
@@ -160,18 +183,28 @@ def cmd_serve(settings: Settings) -> int:
             env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shadowgate-metrics-")
     os.environ.update(env)
     # No X-Forwarded-* rewriting (the gateway never reads the client address) and no
-    # "server" header: both cost per request and serve nobody here.
-    kwargs = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                  access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout_s,
-                  proxy_headers=False, server_header=False)
+    # "server" header: both cost per request and serve nobody here. The HTTP limits
+    # (gateway/web/limits.py) replace uvicorn's limit_concurrency, to answer in JSON.
+    options: dict[str, Any] = dict(
+        host=settings.host, port=settings.port, log_level=settings.log_level,
+        access_log=False, timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        proxy_headers=False, server_header=False, timeout_keep_alive=settings.keep_alive_s,
+        backlog=min(settings.max_connections, 4096))
     try:
         if settings.workers > 1:
-            uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers,
-                        **kwargs)  # type: ignore[arg-type]
+            config = uvicorn.Config("gateway.app:app_from_env", factory=True,
+                                    workers=settings.workers,
+                                    http="gateway.web.limits:FromEnv", **options)
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
         else:
             from gateway.app import create_app
 
-            uvicorn.run(create_app(settings, tune_gc=True), **kwargs)  # type: ignore[arg-type]
+            app = create_app(settings, tune_gc=True, handle_signals=True)
+            server = uvicorn.Server(uvicorn.Config(
+                app, http=protocol_for(Limits.from_settings(settings)), **options))
+            server.run()
+            if not server.started:
+                return 1
     finally:
         if embedded is not None and embedded.owned:
             embedded.stop()

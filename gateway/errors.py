@@ -6,8 +6,11 @@
     │   ├── UnsupportedMediaType (415, unsupported_media_type)
     │   └── RemoteRejected (400/413/422 as the remote said, remote_rejected)
     │                                                   a remote model refused the input
+    ├── Unauthorized (401, unauthorized)           no bearer token where one is needed
+    ├── Forbidden (403, forbidden)                 a wrong token, or one without the scope
     ├── NotFound (404, not_found)                  unknown model, version or deployment
     ├── PayloadTooLarge (413, payload_too_large)
+    ├── TooManyRequests (429, too_many_requests)   over a rate limit; says when to retry
     ├── NotReady (503, not_ready)
     ├── BadGateway (502, bad_gateway)               a remote backend failed
     └── GatewayTimeout (504, gateway_timeout)       a remote backend did not answer in time
@@ -23,6 +26,11 @@ class GatewayError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers this error needs (e.g. WWW-Authenticate, Retry-After)."""
+        return {}
 
 
 class BadRequest(GatewayError):
@@ -49,6 +57,20 @@ class RemoteRejected(BadRequest):
         self.status_code = status_code
 
 
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"www-authenticate": 'Bearer realm="shadowgate"'}
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(GatewayError):
     status_code = 404
     code = "not_found"
@@ -57,6 +79,19 @@ class NotFound(GatewayError):
 class PayloadTooLarge(GatewayError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after_s)}
 
 
 class NotReady(GatewayError):

@@ -166,7 +166,27 @@ class Metrics:
             "shadowgate_rollout_webhook_failures", "Decisions the webhook did not take",
             registry=r)
         self.feedback_received = Counter(
-            "shadowgate_feedback_received", "Ground-truth labels stored", ("deployment",),
+            "shadowgate_feedback_received", "Feedback items stored (new or corrected), by "
+            "deployment and token name", ("deployment", "by"), registry=r)
+        self.feedback_ignored = Counter(
+            "shadowgate_feedback_ignored", "Feedback items not stored, by reason (duplicate: "
+            "a label was there and the item is no correction; orphan_too_old: no record and "
+            "older than the orphan window)", ("deployment", "reason"), registry=r)
+        self.feedback_corrections = Counter(
+            "shadowgate_feedback_corrections", "Stored feedback overwritten by a correction",
+            ("deployment",), registry=r)
+        self.feedback_orphans = Counter(
+            "shadowgate_feedback_orphans", "Feedback stored for a request with no record yet",
+            ("deployment",), registry=r)
+        self.feedback_trimmed = Counter(
+            "shadowgate_feedback_trimmed", "Stored feedback dropped by retention (oldest first)",
+            ("deployment",), registry=r)
+        self.rate_limited = Counter(
+            "shadowgate_rate_limited", "Requests refused with 429, by limit and token name",
+            ("limit", "by"), registry=r)
+        self.auth_refused = Counter(
+            "shadowgate_auth_refused", "Requests refused for want of a valid token, by scope "
+            "and reason (missing, malformed, invalid, scope, disabled)", ("scope", "reason"),
             registry=r)
 
     def model(self, name: str, version: str) -> ModelMetrics:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -23,6 +25,9 @@ class Runtime:
     reloader: Reloader | None = None  # when the config came from a file
     controller: RolloutController | None = None  # when rollouts can keep state (Redis)
     ready: bool = False
+    # Checks an inference request's Authorization header (raises a GatewayError); None when
+    # inference needs no token, so that the request path pays one attribute read.
+    inference_check: Callable[[bytes | None], Any] | None = None
     in_flight: InFlight = field(init=False)
 
     def __post_init__(self) -> None:

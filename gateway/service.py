@@ -209,7 +209,8 @@ class Service:
                                 or self.rand() * 100 < spec.input_sample_percent):
             inputs = tensors_json(request.inputs)
         record = new_record(call.request_id, ts, spec.name, snap.revision, rt.key_hash,
-                            rt.bucket, rt.variant, request.rows, predictions, inputs)
+                            rt.bucket, rt.variant, request.rows, predictions, inputs,
+                            request.id)
         pending = PendingRecord(record, self.sink, len(rt.shadows))
         same, workers = snap.same_inputs, snap.workers
         for slot, shadow in enumerate(rt.shadows, start=1):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 LogMode = Literal["redis", "memory", "off"]
 
@@ -41,6 +41,25 @@ class Settings(BaseModel):
                                      "acts only while it holds the lock in Redis)")
     rollout_lock_ttl_s: float = Field(10.0, gt=0, description="how long the acting "
                                       "controller's lock outlives its last renewal")
+    # Who may call what (gateway/web/auth.py; the README's Security section).
+    feedback_token: SecretStr | None = Field(None, description="bearer token for POST /feedback")
+    reports_token: SecretStr | None = Field(None, description="bearer token for GET /reports")
+    admin_token: SecretStr | None = Field(None, description="bearer token for /admin/")
+    inference_token: SecretStr | None = Field(None, description="bearer token for inference; "
+                                              "None: inference is open")
+    tokens_file: Path | None = Field(None, description="YAML list of named tokens with scopes")
+    # Feedback integrity and abuse limits.
+    feedback_orphan_window_s: float = Field(600.0, ge=0, description="how old a label for a "
+                                            "request with no record yet may be")
+    feedback_rate: float = Field(2000.0, gt=0, description="labels/s per token name")
+    feedback_burst: int = Field(20_000, ge=1, description="labels a token may post at once")
+    # HTTP limits of `shadowgate serve` (gateway/web/limits.py, gateway/web/drain.py).
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="request line + headers")
+    header_timeout_s: float = Field(10.0, gt=0, description="to receive a request's headers")
+    body_timeout_s: float = Field(30.0, gt=0, description="to receive a request's body")
+    max_connections: int = Field(2048, ge=1, description="open connections; more get 503")
+    keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close")
+    drain_s: float = Field(0.0, ge=0, description="on SIGTERM: seconds not ready but serving")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -199,7 +199,8 @@ def run_matrix(chosen: Sequence[Setup], running: dict[str, Server], cells: list[
     Appends to ``cells`` as it goes, so that an interrupted run still reports what it has.
     """
     rows = workloads.load_rows(rows=args.rows)
-    loads = {s.name: workloads.build(s.path, s.body, rows, s.vary_users) for s in chosen}
+    loads = {s.name: workloads.build(s.path, s.body, rows, s.vary_users, s.headers)
+             for s in chosen}
     for setup in chosen:
         failure = None if setup.name in failures else smoke(running[setup.server],
                                                              loads[setup.name])

@@ -64,9 +64,11 @@ async def running(app: Any) -> AsyncIterator[None]:
         await task
 
 
-def scope_for(path: str, body: bytes, user: int | None) -> dict[str, Any]:
+def scope_for(path: str, body: bytes, user: int | None,
+              extra: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
+               (b"content-length", str(len(body)).encode()),
+               *((k.lower().encode(), v.encode()) for k, v in extra)]
     if user is not None:
         headers.append((b"x-user-id", f"user-{user}".encode()))
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
@@ -76,7 +78,7 @@ def scope_for(path: str, body: bytes, user: int | None) -> dict[str, Any]:
 
 
 async def drive(app: Asgi, path: str, bodies: list[bytes], vary: bool, total: int,
-                clients: int) -> float:
+                clients: int, extra: tuple[tuple[str, str], ...] = ()) -> float:
     """Seconds for ``total`` requests from ``clients`` concurrent coroutines."""
     statuses: dict[int, int] = {}
 
@@ -84,7 +86,7 @@ async def drive(app: Asgi, path: str, bodies: list[bytes], vary: bool, total: in
         for i in range(count):
             n = offset + i
             body = bodies[n % len(bodies)]
-            scope = scope_for(path, body, n % 5000 if vary else None)
+            scope = scope_for(path, body, n % 5000 if vary else None, extra)
             message = {"type": "http.request", "body": body, "more_body": False}
 
             async def receive(message: dict[str, Any] = message) -> dict[str, Any]:
@@ -120,17 +122,20 @@ async def measure(name: str, total: int, clients: int, profile: bool, state: Pat
         app: Any = floor.create_app()
         context: Any = contextlib.nullcontext()
     else:
-        config = "champion.yaml" if setup.server == "gateway-champion" else "full.yaml"
+        config = "champion.yaml" if setup.server.startswith("gateway-champion") else "full.yaml"
+        token = setups.BENCH_TOKEN if setup.server.endswith("-token") else None
         settings = Settings(config=setups.CONFIGS / config, state_dir=state / name,
-                            log=log)
+                            log=log, inference_token=token)
         app = create_app(settings)
         context = running(app)
     async with context:
-        await drive(app, setup.path, bodies, setup.vary_users, 2000, clients)  # warm-up
+        await drive(app, setup.path, bodies, setup.vary_users, 2000, clients,
+                    setup.headers)  # warm-up
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
-        elapsed = await drive(app, setup.path, bodies, setup.vary_users, total, clients)
+        elapsed = await drive(app, setup.path, bodies, setup.vary_users, total, clients,
+                              setup.headers)
         if profiler:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)

@@ -19,6 +19,7 @@ CONFIGS = LOADTESTS / "configs"
 GATEWAY_HEALTH = "/v2/health/ready"
 STATE_ENV = "SHADOWGATE_STATE_DIR"
 BASELINE = "floor"
+BENCH_TOKEN = "bench-inference-token-0123456789"  # a throwaway for the v2-token setup
 DEFAULT_SETUPS = ("floor", "v2", "predict", "full-v2", "full-predict")
 
 
@@ -32,6 +33,7 @@ class Setup:
     body: BodyKind
     vary_users: bool
     about: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 SETUPS = (
@@ -47,6 +49,9 @@ SETUPS = (
           "gateway, 2 shadows at 100% + 10% canary, V2"),
     Setup("full-predict", "gateway-full", "/predict", "predict", True,
           "gateway, 2 shadows at 100% + 10% canary, simple JSON"),
+    Setup("v2-token", "gateway-champion-token", "/v2/models/breast-cancer/infer", "v2", False,
+          "as v2 with an inference token configured, sent as Authorization: Bearer",
+          (("Authorization", f"Bearer {BENCH_TOKEN}"),)),
     Setup("v2-nolog", "gateway-champion-nolog", "/v2/models/breast-cancer/infer", "v2", False,
           "as v2 with SHADOWGATE_LOG=off: the request path without paired records"),
     Setup("full-v2-nolog", "gateway-full-nolog", "/v2/models/breast-cancer/infer", "v2", True,
@@ -68,12 +73,14 @@ def _floor(name: str, *extra: str) -> ServerSpec:
     return ServerSpec(name, argv, "/health")
 
 
-def _gateway(name: str, config: str, log: bool = True) -> ServerSpec:
+def _gateway(name: str, config: str, log: bool = True, token: bool = False) -> ServerSpec:
     argv = (
         sys.executable, "-m", "gateway", "serve", "--config", str(CONFIGS / config),
         "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
     )
     env = {} if log else {"SHADOWGATE_LOG": "off"}
+    if token:
+        env["SHADOWGATE_INFERENCE_TOKEN"] = BENCH_TOKEN
     return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV, env=env)
 
 
@@ -84,7 +91,8 @@ def server_spec(name: str) -> ServerSpec:
     if name == "http-only":
         return _floor(name, "--empty")
     config = {"champion": "champion.yaml", "full": "full.yaml"}.get(
-        name.removeprefix("gateway-").removesuffix("-nolog"))
+        name.removeprefix("gateway-").removesuffix("-nolog").removesuffix("-token"))
     if name.startswith("gateway-") and config is not None:
-        return _gateway(name, config, log=not name.endswith("-nolog"))
+        return _gateway(name, config, log=not name.endswith("-nolog"),
+                        token=name.endswith("-token"))
     raise ValueError(f"no server named {name!r}")

@@ -30,6 +30,7 @@ class Workload:
     bodies: tuple[bytes, ...]
     user_header: str | None = None
     users: int = DEFAULT_USERS
+    headers: tuple[tuple[str, str], ...] = ()  # sent on every request (e.g. Authorization)
 
     def cycle_length(self) -> int:
         return self.users if self.user_header else len(self.bodies)
@@ -37,7 +38,7 @@ class Workload:
     def requests(self) -> Iterator[tuple[dict[str, str], bytes]]:
         """One full cycle: request ``i`` carries body ``i mod rows`` and user ``user-i``."""
         for i in range(self.cycle_length()):
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json", **dict(self.headers)}
             if self.user_header:
                 headers[self.user_header] = f"user-{i}"
             yield headers, self.bodies[i % len(self.bodies)]
@@ -76,7 +77,8 @@ def predict_body(row: list[float]) -> bytes:
     return orjson.dumps({"instances": [row]})
 
 
-def build(path: str, kind: BodyKind, rows: list[list[float]], vary_users: bool) -> Workload:
+def build(path: str, kind: BodyKind, rows: list[list[float]], vary_users: bool,
+          headers: tuple[tuple[str, str], ...] = ()) -> Workload:
     encode = v2_body if kind == "v2" else predict_body
     bodies = tuple(encode(row) for row in rows)
-    return Workload(path, bodies, USER_HEADER if vary_users else None)
+    return Workload(path, bodies, USER_HEADER if vary_users else None, headers=headers)

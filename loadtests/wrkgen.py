@@ -32,6 +32,8 @@ def lua_script(workload: Workload) -> str:
     """Lua that cycles through the workload's requests, same order as the Python generator."""
     bodies = ",\n".join(_long_string(body.decode()) for body in workload.bodies)
     user_header = f'"{workload.user_header}"' if workload.user_header else "nil"
+    extra = "".join(f'    headers["{name}"] = {_long_string(value)}\n'
+                    for name, value in workload.headers)
     return f"""
 local bodies = {{
 {bodies}
@@ -45,7 +47,7 @@ local i = 0
 function init(args)
   for k = 0, cycle - 1 do
     local headers = {{["Content-Type"] = "application/json"}}
-    if user_header then headers[user_header] = "user-" .. k end
+{extra}    if user_header then headers[user_header] = "user-" .. k end
     requests[k + 1] = wrk.format("POST", path, headers, bodies[(k % #bodies) + 1])
   end
 end

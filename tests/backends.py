@@ -30,6 +30,7 @@ class Fake:
     def __init__(self, name: str, version: str, options: dict[str, Any]) -> None:
         self.name = name
         self.version = version
+        self.options = options
         width = int(options.get("width", 30))
         self.signature = SIGNATURE if width == 30 else Signature(
             (TensorSpec("input", "FP32", (-1, width)),), SIGNATURE.outputs)
@@ -62,6 +63,24 @@ class Fake:
 
 def fake(name: str, version: str, options: dict[str, Any]) -> Fake:
     return Fake(name, version, options)
+
+
+class SocketGated(Fake):
+    """Each request connects to 127.0.0.1:``options["port"]`` and waits for one byte before
+    answering: a test (even in another process) sees the request arrive by accepting the
+    connection, and releases it by writing a byte."""
+
+    async def infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(self.options["port"]))
+        try:
+            await reader.read(1)
+        finally:
+            writer.close()
+        return self._run(inputs)
+
+
+def socket_gated(name: str, version: str, options: dict[str, Any]) -> SocketGated:
+    return SocketGated(name, version, options)
 
 
 class Variant:

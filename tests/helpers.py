@@ -106,6 +106,17 @@ def harness(data: dict[str, Any], **settings: Any) -> Iterator[Harness]:
         yield Harness(app, client, sink, metrics)
 
 
+@contextlib.contextmanager
+def redis_harness(data: dict[str, Any], redis_url: str, state_dir: Path,
+                  **settings: Any) -> Iterator[Harness]:
+    """As ``harness``, with the prediction log (and feedback) in a real Redis."""
+    metrics = Metrics(CollectorRegistry())
+    app = create_app(Settings(log="redis", redis_url=redis_url, state_dir=state_dir,
+                              **settings), loaded=loaded(data), metrics=metrics)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Harness(app, client, MemorySink(), metrics)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -115,11 +126,13 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server in a thread of this process, on a free port."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
+        """``options``: more uvicorn.Config arguments (e.g. ``http=`` a protocol class)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False))
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

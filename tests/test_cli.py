@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.cli import main
+from gateway.cli import check_access, main
 from gateway.settings import Settings
 from tests.helpers import (
     MODEL_NAMES,
@@ -155,6 +157,38 @@ def test_serve_with_an_invalid_config_exits_1(tmp_path: Path) -> None:
     assert "deployments[0].champion" in done.stderr
 
 
+def test_serve_says_at_start_up_what_is_open_and_what_is_disabled(
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """The decision for a gateway without tokens, tested without binding anything."""
+    with caplog.at_level(logging.INFO, logger="gateway.cli"):
+        assert check_access(Settings(host="0.0.0.0"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert any("POST /feedback is disabled until a token is configured" in w and
+               "non-loopback" in w and "SHADOWGATE_FEEDBACK_TOKEN" in w for w in warnings)
+    assert any("GET /reports is disabled" in w for w in warnings)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gateway.cli"):
+        assert check_access(Settings(host="127.0.0.1"))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("open without a token because the gateway listens on a loopback address" in
+               r.getMessage() for r in caplog.records)
+    bad = write(tmp_path, {"tokens": [{"name": "x", "token": "short", "scopes": ["feedback"]}]})
+    assert not check_access(Settings(tokens_file=bad))
+    assert "at least 16 characters" in capsys.readouterr().err
+
+
+def test_serve_with_unusable_tokens_exits_1_before_listening() -> None:
+    done = subprocess.run([sys.executable, "-m", "gateway", "serve", "--config", str(EXAMPLE),
+                           "--port", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False,
+                          env={**os.environ, "SHADOWGATE_FEEDBACK_TOKEN": "tooshort"})
+    assert done.returncode == 1
+    assert "SHADOWGATE_FEEDBACK_TOKEN: expected at least 16 characters, got 8" in done.stderr
+    assert "tooshort" not in done.stderr + done.stdout
+
+
 # -- serve, end to end -------------------------------------------------------------------------
 
 def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]]) -> None:
@@ -274,6 +308,28 @@ def test_a_bad_flag_is_named_as_the_flag() -> None:
     with pytest.raises(ValueError) as info:
         Settings.from_env(env={}, port=70000)
     assert str(info.value) == "port: expected an integer less than or equal to 65535, got 70000"
+
+
+def test_security_and_http_settings_from_the_environment() -> None:
+    s = Settings.from_env(env={
+        "SHADOWGATE_FEEDBACK_TOKEN": "a-feedback-token-0123", "SHADOWGATE_TOKENS_FILE": "/t.yaml",
+        "SHADOWGATE_FEEDBACK_ORPHAN_WINDOW_S": "60", "SHADOWGATE_FEEDBACK_RATE": "50",
+        "SHADOWGATE_FEEDBACK_BURST": "500", "SHADOWGATE_MAX_HEADER_BYTES": "16384",
+        "SHADOWGATE_HEADER_TIMEOUT_S": "5", "SHADOWGATE_BODY_TIMEOUT_S": "20",
+        "SHADOWGATE_MAX_CONNECTIONS": "100", "SHADOWGATE_KEEP_ALIVE_S": "2",
+        "SHADOWGATE_DRAIN_S": "15"})
+    assert s.feedback_token is not None
+    assert s.feedback_token.get_secret_value() == "a-feedback-token-0123"
+    assert "a-feedback-token" not in repr(s)  # never in a log line or a traceback
+    assert (s.tokens_file, s.feedback_orphan_window_s, s.feedback_rate, s.feedback_burst) == (
+        Path("/t.yaml"), 60.0, 50.0, 500)
+    assert (s.max_header_bytes, s.header_timeout_s, s.body_timeout_s, s.max_connections,
+            s.keep_alive_s, s.drain_s) == (16384, 5.0, 20.0, 100, 2.0, 15.0)
+    defaults = Settings()
+    assert (defaults.feedback_orphan_window_s, defaults.feedback_rate, defaults.feedback_burst,
+            defaults.max_header_bytes, defaults.header_timeout_s, defaults.body_timeout_s,
+            defaults.max_connections, defaults.keep_alive_s, defaults.drain_s) == (
+        600.0, 2000.0, 20_000, 65536, 10.0, 30.0, 2048, 5.0, 0.0)
 
 
 def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

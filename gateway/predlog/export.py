@@ -1,11 +1,12 @@
 """Exporting a deployment's paired records, joined with their labels, as JSONL or CSV.
 
 Memory stays bounded: records are read, joined and written one stream page at a time.
-JSONL writes each record as logged plus ``"feedback": {"label", "ts"} | null``.
-CSV writes one row per (request, row index). Its columns are fixed by the first
-:data:`CSV_SAMPLE` records, because a CSV header cannot grow once written: a model first seen
-later gets no columns (counted and logged), and score columns are named by ``output.classes``
-when the record has them, else by class index.
+JSONL writes each record as logged plus ``"feedback": {"label", "outcomes", "ts"} | null``.
+CSV writes one row per (request, row index); text cells that a spreadsheet would run as a
+formula get a leading ``'`` (records and labels hold what callers sent). Its columns are
+fixed by the first :data:`CSV_SAMPLE` records, because a CSV header cannot grow once
+written: a model first seen later gets no columns (counted and logged), and score columns are
+named by ``output.classes`` when the record has them, else by class index.
 """
 
 from __future__ import annotations
@@ -69,10 +70,21 @@ def _model_key(p: Prediction) -> str:
     return f"{p['model']}:{p['version']}"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
+    """A CSV cell: numbers stay numbers; text that a spreadsheet would run as a formula
+    (starting with = + - @, tab or CR: OWASP's list) gets a leading ``'``."""
     if isinstance(value, bool):
         return "true" if value else "false"  # the JSON spelling, as in the JSONL export
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_START) else value
+    if isinstance(value, int | float):
+        return value
+    return _cell(str(value))
 
 
 def _list(value: Any) -> list[Any]:
@@ -88,7 +100,8 @@ def _csv(rows: Iterable[list[Any]]) -> str:
 def _jsonl(batch: Sequence[Joined]) -> str:
     lines = []
     for record, stored in batch:
-        feedback = None if stored is None else {"label": stored["label"], "ts": stored["ts"]}
+        feedback = None if stored is None else {
+            "label": stored["label"], "outcomes": stored["outcomes"], "ts": stored["ts"]}
         lines.append(orjson.dumps({**record, "feedback": feedback}).decode() + "\n")
     return "".join(lines)
 
@@ -142,7 +155,7 @@ class _CsvTable:
         for key, names in classes.items():
             header += [f"{key}_status", f"{key}_latency_ms", f"{key}_label"]
             header += [f"{key}_score_{name}" for name in names]
-        self._write(_csv([[*header, "feedback_label"]]))
+        self._write(_csv([[_cell(c) for c in [*header, "feedback_label"]]]))
 
     def _rows(self, record: PairedRecord, stored: StoredLabel | None) -> list[list[Any]]:
         assert self._classes is not None

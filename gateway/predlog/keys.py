@@ -9,9 +9,22 @@ def pairs(deployment: str) -> str:
     return f"sg:{{{deployment}}}:pairs"
 
 
+def ids(deployment: str) -> str:
+    """Sorted set of the request ids (and caller body ids) that have a record: member -> the
+    record's ts in ms. Tells feedback whether a label's request was logged."""
+    return f"sg:{{{deployment}}}:ids"
+
+
 def feedback(deployment: str) -> str:
-    """Hash of ground-truth labels: request id -> orjson {"label", "ts"}."""
+    """Hash of feedback: the id the caller used -> JSON {"label"?, "outcomes"?, "ts",
+    "received", "by", "corrections"} (see predlog/feedback.py)."""
     return f"sg:{{{deployment}}}:feedback"
+
+
+def feedback_received(deployment: str) -> str:
+    """Sorted set beside the feedback hash: id -> when it was last written (ms), so that
+    retention drops the oldest first."""
+    return f"sg:{{{deployment}}}:feedback:received"
 
 
 def rollout(deployment: str) -> str:

@@ -10,6 +10,8 @@ Fields (JSON):
 
 ``v``               schema version (int, currently 1)
 ``request_id``      the ``x-request-id`` of the request (str)
+``id``              the ``id`` the caller put in the request body (V2 or /predict), or null;
+                    feedback may name a request by it (absent in records written before)
 ``ts``              wall-clock time the request arrived, Unix seconds (float)
 ``deployment``      deployment name (str)
 ``revision``        config revision the request was served under (str)
@@ -35,7 +37,7 @@ Fields (JSON):
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
@@ -61,6 +63,7 @@ class Prediction(TypedDict):
 class PairedRecord(TypedDict):
     v: int
     request_id: str
+    id: NotRequired[str | None]
     ts: float
     deployment: str
     revision: str
@@ -104,6 +107,18 @@ def keys_of(raw: bytes | str) -> tuple[str, str]:
     if not isinstance(deployment, str) or not isinstance(request_id, str):
         raise ValueError("a record needs string deployment and request_id")
     return deployment, request_id
+
+
+def index_keys(raw: bytes | str) -> tuple[str, str, float, str | None]:
+    """(deployment, request_id, ts, body id) of an encoded record, for the id index of a
+    replayed batch. Raises ValueError on garbage."""
+    data = decode(raw)
+    deployment, request_id, ts = data.get("deployment"), data.get("request_id"), data.get("ts")
+    body_id = data.get("id")
+    if (not isinstance(deployment, str) or not isinstance(request_id, str)
+            or isinstance(ts, bool) or not isinstance(ts, int | float)):
+        raise ValueError("a record needs string deployment and request_id and a numeric ts")
+    return deployment, request_id, float(ts), body_id if isinstance(body_id, str) else None
 
 
 def decode(raw: bytes | str) -> PairedRecord:

@@ -135,7 +135,8 @@ class LogWriter:
         frames = []
         for record in records:
             try:
-                frames.append(Frame(record["deployment"], record["request_id"], encode(record)))
+                frames.append(Frame(record["deployment"], record["request_id"], encode(record),
+                                    int(record["ts"] * 1000), record.get("id")))
             except Exception:
                 self._metrics.log_dropped.labels("encode_error").inc()
                 log.exception("predlog: cannot encode a record, dropped")

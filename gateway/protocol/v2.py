@@ -96,7 +96,10 @@ def to_array(data: Any, datatype: str, shape: list[int], where: str) -> Array:
     if raw.ndim > 1 and list(raw.shape) != shape:
         raise InvalidInput(f"{where}.data: nested data has shape {list(raw.shape)}, expected "
                            f"{shape} (or send it flat)")
-    return raw.reshape(shape)
+    try:
+        return raw.reshape(shape)
+    except ValueError:  # an empty tensor whose other dimensions numpy cannot address
+        raise InvalidInput(f"{where}: shape {shape} is too large to represent") from None
 
 
 def decode_request(payload: Any) -> InferenceRequest:

@@ -110,8 +110,11 @@ class PendingRecord:
 
 def new_record(request_id: str, ts: float, deployment: str, revision: str,
                key_hash: str | None, bucket: int, variant: Variant, rows: int,
-               predictions: list[Prediction], inputs: dict[str, Any] | None) -> PairedRecord:
-    return PairedRecord(v=1, request_id=request_id, ts=ts, deployment=deployment,
+               predictions: list[Prediction], inputs: dict[str, Any] | None,
+               body_id: str | None = None) -> PairedRecord:
+    """``body_id``: the ``id`` the caller sent in the body (empty counts as none)."""
+    return PairedRecord(v=1, request_id=request_id, id=body_id or None, ts=ts,
+                        deployment=deployment,
                         revision=revision, key_hash=key_hash, bucket=bucket, variant=variant,
                         rows=rows, predictions=predictions, inputs=inputs)
 

@@ -39,7 +39,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %r", request.method, request.url.path)
     return json_response({"error": f"internal error: {type(exc).__name__}"}, 500)
 
 

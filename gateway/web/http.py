@@ -21,7 +21,13 @@ def json_response(content: Any, status_code: int = 200,
 
 
 def error_response(exc: GatewayError, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps({"error": exc.message}), exc.status_code, headers, JSON)
+    return Response(orjson.dumps({"error": exc.message}), exc.status_code,
+                    {**exc.headers, **(headers or {})}, JSON)
+
+
+def error_headers(exc: GatewayError) -> list[tuple[bytes, bytes]]:
+    """The error's own headers, encoded for a raw ASGI response."""
+    return [(k.encode(), v.encode()) for k, v in exc.headers.items()]
 
 
 def check_media_type(raw: bytes | None) -> None:

@@ -18,7 +18,7 @@ from gateway.runtime import Runtime
 from gateway.service import Answer, Call, Target, routing_call
 from gateway.snapshot import Deployment
 from gateway.web.errors import log_error
-from gateway.web.http import check_media_type, read_body_raw, send_json
+from gateway.web.http import check_media_type, error_headers, read_body_raw, send_json
 
 
 @functools.lru_cache(maxsize=1024)
@@ -43,12 +43,14 @@ Decoder = Callable[[Any, Target], InferenceRequest]
 Encoder = Callable[[Answer, InferenceRequest, Call], bytes]
 
 
-async def serve(scope: Scope, receive: Receive, send: Send, name: str, version: str | None,
+async def serve(scope: Scope, receive: Receive, send: Send, name: str | None,
+                version: str | None,
                 decode: Decoder, encode: Encoder) -> None:
     """One inference request, as raw ASGI: this is the hot path, so no Request object.
 
-    Failures before the service (media type, size, JSON, decoding) are counted here; the
-    service counts its own.
+    The caller's token is checked first (when inference needs one), then ``name`` (None:
+    /predict with no default deployment). Failures before the service (media type, size,
+    JSON, decoding) are counted here; the service counts its own.
     """
     runtime: Runtime = scope["app"].state.runtime
     service = runtime.service
@@ -57,6 +59,11 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str, version: 
     target = None
     runtime.in_flight.enter()
     try:
+        if runtime.inference_check is not None:  # only when an inference token is configured
+            runtime.inference_check(headers.get(b"authorization"))
+        if name is None:
+            raise NotFound(f"several deployments {sorted(service.snapshot.deployments)}: "
+                           "name one, POST /predict/<deployment>")
         target = service.target(name, version)
         try:
             check_media_type(headers.get(b"content-type"))
@@ -73,7 +80,7 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str, version: 
     except GatewayError as exc:
         log_error(scope["method"], scope["path"], exc)
         await send_json(send, exc.status_code, orjson.dumps({"error": exc.message}),
-                        target_headers(target))
+                        target_headers(target) + error_headers(exc))
         return
     finally:
         runtime.in_flight.exit()
@@ -128,13 +135,6 @@ async def predict(scope: Scope, receive: Receive, send: Send) -> None:
     runtime: Runtime = scope["app"].state.runtime
     name = (scope["path_params"].get("deployment")
             or runtime.service.snapshot.default_deployment)
-    if name is None:
-        deployments = sorted(runtime.service.snapshot.deployments)
-        error = NotFound(f"several deployments {deployments}: name one, "
-                         "POST /predict/<deployment>")
-        log_error(scope["method"], scope["path"], error)
-        await send_json(send, error.status_code, orjson.dumps({"error": error.message}), [])
-        return
     await serve(scope, receive, send, name, None, _decode_simple, _encode_simple)
 
 

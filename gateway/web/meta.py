@@ -16,6 +16,7 @@ from gateway.backends.base import Backend
 from gateway.errors import NotReady
 from gateway.runtime import Runtime
 from gateway.snapshot import Deployment
+from gateway.web.auth import authorize
 from gateway.web.http import error_response, json_response
 
 
@@ -65,6 +66,7 @@ def backend_metadata(backend: Backend, name: str | None = None) -> dict[str, Any
 
 
 async def model_metadata(request: Request) -> Response:
+    authorize("inference", request)
     service = _runtime(request).service
     target = service.target(request.path_params["name"], request.path_params.get("version"))
     if isinstance(target, Deployment):
@@ -82,6 +84,7 @@ async def model_metadata(request: Request) -> Response:
 
 
 async def model_ready(request: Request) -> Response:
+    authorize("inference", request)
     runtime = _runtime(request)
     runtime.service.target(request.path_params["name"], request.path_params.get("version"))
     if not runtime.ready:

@@ -58,7 +58,10 @@ def test_records_feedback_and_export_through_a_real_gateway(
         assert record["key_hash"] is not None and record["inputs"] is not None
         feedback = {"items": [{"request_id": i, "label": "benign"} for i in ids[:100]]}
         r = httpx.post(f"{gw.url}/feedback", json=feedback)
-        assert r.status_code == 200 and r.json() == {"stored": 100}
+        assert r.status_code == 200
+        assert r.json() == {"stored": 100, "ignored": 0, "corrected": 0, "orphans": 0}
+        r = httpx.post(f"{gw.url}/feedback", json=feedback)  # a retry changes nothing
+        assert r.json() == {"stored": 0, "ignored": 100, "corrected": 0, "orphans": 0}
         r = httpx.post(f"{gw.url}/feedback", json={"request_id": "x", "label": None})
         assert r.status_code == 400 and "label" in r.json()["error"]
         metrics = httpx.get(f"{gw.url}/metrics").text

@@ -128,7 +128,8 @@ async def test_labels_arriving_later_join(r: Redis) -> None:
     joined = [(rec["request_id"], fb) async for rec, fb in iter_joined(
         r, DEP, since=None, until=None, page=2)]
     assert joined[0] == ("r0", None)
-    assert joined[1] == ("r1", {"label": "malignant", "ts": T0 + 50, "received": T0 + 60})
+    assert joined[1] == ("r1", {"label": "malignant", "outcomes": {}, "ts": T0 + 50,
+                                "received": T0 + 60})
     await store_feedback(r, [FeedbackItem(DEP, "r4", 1, T0 + 70)], T0 + 70)
     stats = ScanStats()
     labelled = {rec["request_id"]: fb["label"] async for rec, fb in iter_joined(
@@ -152,7 +153,8 @@ async def test_export_jsonl_to_text_and_binary(r: Redis) -> None:
     lines = [orjson.loads(line) for line in binary.getvalue().splitlines()]
     for line, record in zip(lines, records, strict=True):
         assert line.pop("feedback") == (
-            {"label": True, "ts": T0 + 9} if record["request_id"] == "r2" else None)
+            {"label": True, "outcomes": {}, "ts": T0 + 9} if record["request_id"] == "r2"
+            else None)
         assert line == record
 
 
@@ -184,6 +186,26 @@ async def test_export_csv(r: Redis) -> None:
     assert first["feedback_label"] == "malignant"
     assert rows[2]["cand:2_status"] == rows[2]["cand:2_score_benign"] == ""
     assert rows[2]["feedback_label"] == ""
+
+
+async def test_csv_cells_a_spreadsheet_would_run_are_neutralised(r: Redis) -> None:
+    """Callers choose request ids and labels; a PM opens the export in a spreadsheet."""
+    evil = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    records = [make_record(text, T0 + i) for i, text in enumerate(evil)]
+    records[0]["predictions"][0]["output"]["label"] = ["=HYPERLINK(\"http://x\")"]
+    await add(r, records)
+    await store_feedback(r, [FeedbackItem(DEP, evil[0], "=1+1", T0)], T0)
+    out = io.StringIO()
+    await export(r, DEP, since=None, until=None, fmt="csv", out=out, progress=False)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [row["request_id"] for row in rows] == ["'" + text for text in evil]
+    assert rows[0]["champ:1_label"] == "'=HYPERLINK(\"http://x\")"
+    assert rows[0]["feedback_label"] == "'=1+1"
+    assert rows[0]["champ:1_latency_ms"] == "1.5"  # numbers stay numbers
+    assert rows[0]["bucket"] == "42" and float(rows[0]["cand:2_score_0"]) == 0.25
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
 
 
 async def test_csv_columns_come_from_the_first_records(r: Redis) -> None:

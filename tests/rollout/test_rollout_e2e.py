@@ -91,7 +91,7 @@ def gateway_for(redis_server: RedisServer, holdout: list[dict[str, Any]], tmp_pa
             "name": "breast-cancer", "champion": "bc-logreg",
             "routing": {"header": "x-user-id"},
             "guardrails": {"min_pairs": 100, "min_labels": 100, "max_accuracy_drop": 0.02,
-                           "max_p99_latency_ratio": 1.5},
+                           "max_p99_latency_ratio": 1.3},
             "rollout": {"candidate": candidate, "stages": STAGES, "evaluate_every_s": 1,
                         "label_wait_s": 0},
         }], models=models))

@@ -163,6 +163,14 @@ def test_value_outside_fp32_range_is_400(h: Harness) -> None:
     assert "inputs[0]" in msg and "out of range" in msg and "FP32" in msg
 
 
+def test_an_empty_tensor_with_a_huge_dimension_is_400(h: Harness) -> None:
+    """Regression (found by the OpenAPI fuzz): numpy cannot reshape [] to [0, 2**62], which
+    was a ValueError, a 500."""
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [0, 2**62], "data": []}]}
+    msg = error_of(h.client.post(INFER, json=body), 400)
+    assert "shape [0, 4611686018427387904] is too large" in msg
+
+
 @pytest.mark.parametrize("rank", [33, 65])
 def test_shape_of_absurd_rank_is_400(h: Harness, rank: int) -> None:
     """Regression: numpy cannot reshape past 64 dimensions (was a ValueError, a 500)."""
@@ -319,6 +327,43 @@ def test_fast_path_errors_are_logged_quoted(row: list[float],
     assert any("-> 400" in line and INFER in line for line in lines), lines
     assert any("-> 404" in line and "nope" in line for line in lines), lines
     assert all("\n" not in line for line in lines)
+
+
+DEPLOYMENT_INFER = "/v2/models/breast-cancer/infer"
+
+
+def test_no_refusal_path_leaves_a_record(row: list[float]) -> None:
+    """Every 4xx on a deployment (each bad body above, media type, size, a bad forced
+    variant, outputs): no paired record saying "served, ok" for a request that failed."""
+    deployments = [{"name": "breast-cancer", "champion": "bc-logreg",
+                    "shadows": [{"model": "bc-gbt"}],
+                    "canaries": [{"model": "bc-rf", "weight": 10}],
+                    "routing": {"allow_force": True}}]
+    with harness(config(deployments), max_body_bytes=LIMIT) as fresh:
+        refused = 0
+        for case, path, make, status, _ in CASES:
+            if path != INFER:
+                continue
+            r = fresh.client.post(DEPLOYMENT_INFER, content=make(row),
+                                  headers={"content-type": "application/json"})
+            assert r.status_code == status, (case, r.text)
+            refused += 1
+        for content, headers in [
+            (orjson.dumps(v2_body([row])), {"content-type": "text/plain"}),
+            (orjson.dumps(v2_body([row] * 20)), {}),
+            (orjson.dumps(v2_body([row])), {"x-shadowgate-variant": "nonsense"}),
+            (orjson.dumps(v2_body([row], outputs=[{"name": "nope"}])), {}),
+        ]:
+            r = fresh.client.post(DEPLOYMENT_INFER, content=content, headers=headers)
+            assert 400 <= r.status_code < 500, r.text
+            refused += 1
+        r = fresh.client.post("/predict", json={"instances": [row[:5]]})
+        assert r.status_code == 400
+        assert refused > 30
+        ok = fresh.client.post(DEPLOYMENT_INFER, json=v2_body([row]))
+        assert ok.status_code == 200
+        fresh.wait_records(1)  # the one served request's record, shadows included
+        assert [rec["request_id"] for rec in fresh.sink.records] == [ok.headers["x-request-id"]]
 
 
 def test_a_model_failing_on_valid_input_is_still_recorded(row: list[float]) -> None:

@@ -119,3 +119,41 @@ def test_tensor_datatypes_listed(doc: dict[str, Any]) -> None:
     assert set(tensor["properties"]["datatype"]["enum"]) == {
         "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
         "FP16", "FP32", "FP64", "BYTES"}
+
+
+def test_the_document_states_what_the_server_enforces(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    infer = schemas["InferRequest"]
+    assert infer["additionalProperties"] is False
+    tensor = infer["properties"]["inputs"]["items"]
+    assert tensor["additionalProperties"] is False
+    assert tensor["properties"]["name"]["minLength"] == 1
+    assert schemas["PredictRequest"]["additionalProperties"] is False
+    item = schemas["FeedbackItem"]
+    assert item["additionalProperties"] is False
+    assert set(item["properties"]) == {"request_id", "id", "label", "outcomes", "correction",
+                                       "deployment", "ts"}
+    assert item["properties"]["request_id"]["minLength"] == 1
+    assert item["properties"]["deployment"]["enum"] == ["breast-cancer"]
+    label = item["properties"]["label"]["anyOf"]
+    assert label[0] == {"type": "string", "enum": ["benign", "malignant"]}
+    assert (label[1]["minimum"], label[1]["maximum"]) == (0, 1)
+    assert doc["paths"]["/v2/models/{name}/infer"]["parameters"][0]["schema"]["minLength"] == 1
+
+
+def test_security_per_operation_follows_the_tokens(doc: dict[str, Any]) -> None:
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": doc["components"][
+            "securitySchemes"]["bearer"]["description"]}
+    # The harness listens on loopback with no token: feedback and inference are open.
+    assert doc["paths"]["/feedback"]["post"]["security"] == []
+    assert doc["paths"]["/predict"]["post"]["security"] == []
+    with harness(config(), feedback_token="f" * 20, inference_token="i" * 20) as guarded:
+        paths = guarded.client.get("/openapi.json").json()["paths"]
+    assert paths["/feedback"]["post"]["security"] == [{"bearer": ["feedback"]}]
+    assert {"401", "403", "429"} <= set(paths["/feedback"]["post"]["responses"])
+    for path in ("/predict", "/v2/models/{name}/infer", "/v2/models/{name}"):
+        op = paths[path].get("post") or paths[path]["get"]
+        assert op["security"] == [{"bearer": ["inference"]}], path
+    for path in ("/v2/health/ready", "/metrics", "/openapi.json"):
+        assert paths[path]["get"]["security"] == [], path
