@@ -1,6 +1,6 @@
 """V2 gRPC messages <-> InferenceRequest/InferenceResponse, and GatewayError -> gRPC status.
 
-Requests are checked by ``binary.decode_with``, so a bad gRPC request gets the words a bad
+Requests are checked by ``v2.decode_with``, so a bad gRPC request gets the words a bad
 JSON request gets. Tensor data comes either typed (``InferTensorContents``, the field that
 matches the datatype; FP16 has none) or raw (``raw_input_contents``, one entry per input,
 laid out as in the binary REST extension); responses are raw, as Triton sends them.
@@ -22,7 +22,7 @@ from gateway.grpc.grpc_service_pb2 import (
     ModelInferRequest,
     ModelInferResponse,
 )
-from gateway.protocol.binary import bytes_array, decode_with, from_bytes, tensor_bytes
+from gateway.protocol.binary import bytes_array, from_bytes, tensor_bytes
 from gateway.protocol.tensors import (
     DTYPES,
     FLOAT_TYPES,
@@ -31,6 +31,7 @@ from gateway.protocol.tensors import (
     InferenceResponse,
     datatype_of,
 )
+from gateway.protocol.v2 import decode_with
 
 # The typed contents field of each datatype, and the numpy type that field holds.
 CONTENTS: dict[str, tuple[str, np.dtype[Any]]] = {
@@ -51,8 +52,12 @@ CONTENTS: dict[str, tuple[str, np.dtype[Any]]] = {
 # By HTTP status, so subclasses defined elsewhere (e.g. a 500 model failure) map too.
 STATUS: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    422: grpc.StatusCode.INVALID_ARGUMENT,  # a remote model's refusal of the input
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # gRPC answers UNIMPLEMENTED for an encoding the server does not support.
     415: grpc.StatusCode.UNIMPLEMENTED,
     501: grpc.StatusCode.UNIMPLEMENTED,

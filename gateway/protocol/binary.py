@@ -6,15 +6,15 @@ little-endian, no padding; BOOL one byte (0 or 1); each BYTES element a 4-byte l
 length and then its bytes. Outputs go back binary when the request asks, per output
 (``outputs[i].parameters.binary_data``) or for all (``parameters.binary_data_output``).
 
-``decode_with`` holds ``v2.decode_request``'s checks with the data step left to the caller
-(JSON, binary, gRPC), so every wire form reports a bad request with the same words.
+Requests are checked by ``v2.decode_with`` (``v2.decode_request``'s checks, with the data of
+each input read here), so a bad binary request gets the words a bad JSON request gets.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,18 +30,10 @@ from gateway.protocol.tensors import (
     InferenceResponse,
     datatype_of,
 )
-from gateway.protocol.v2 import _INPUT_KEYS, _REQUEST_KEYS, MAX_RANK, tensor_json, to_array
+from gateway.protocol.v2 import decode_with, json_tensor, tensor_json
 
 HEADER_NAME = "Inference-Header-Content-Length"
 _LENGTH = struct.Struct("<I")
-
-# (index, tensor object, where, datatype, shape) -> (array, finite: no NaN/inf possible)
-TensorReader = Callable[[int, dict[str, Any], str, str, list[int]], tuple[Array, bool]]
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
 
 def split_body(body: bytes, header_length: bytes | str | int | None) -> tuple[bytes, bytes]:
     """(JSON header, binary tail) of a body; ``header_length`` is the raw
@@ -64,75 +56,6 @@ def split_body(body: bytes, header_length: bytes | str | int | None) -> tuple[by
         raise BadRequest(f"{HEADER_NAME}: {length} is larger than the body "
                          f"({len(body)} bytes)")
     return body[:length], body[length:]
-
-
-def decode_with(payload: Any, read: TensorReader) -> InferenceRequest:
-    """``v2.decode_request``'s checks and messages; ``read`` turns each input into an array."""
-    if not isinstance(payload, dict):
-        raise BadRequest(f"request body: expected a JSON object, got {_type_name(payload)}")
-    unknown = payload.keys() - _REQUEST_KEYS
-    if unknown:
-        raise BadRequest(f"request: unknown field(s) {sorted(unknown)}; expected "
-                         f"{sorted(_REQUEST_KEYS)}")
-    request_id = payload.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest(f"id: expected a string, got {_type_name(request_id)}")
-    parameters = payload.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        raise BadRequest(f"parameters: expected an object, got {_type_name(parameters)}")
-    raw_inputs = payload.get("inputs")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise BadRequest(f"inputs: expected a non-empty array of tensors, got "
-                         f"{_type_name(raw_inputs) if raw_inputs != [] else 'an empty array'}")
-    inputs: dict[str, Array] = {}
-    datatypes: dict[str, str] = {}
-    finite = True
-    for i, tensor in enumerate(raw_inputs):
-        where = f"inputs[{i}]"
-        if not isinstance(tensor, dict):
-            raise BadRequest(f"{where}: expected an object, got {_type_name(tensor)}")
-        extra = tensor.keys() - _INPUT_KEYS
-        if extra:
-            raise BadRequest(f"{where}: unknown field(s) {sorted(extra)}")
-        name = tensor.get("name")
-        if not isinstance(name, str) or not name:
-            raise BadRequest(f"{where}.name: expected a non-empty string, got {_type_name(name)}")
-        where = f"inputs[{i}] ({name!r})"
-        if name in inputs:
-            raise BadRequest(f"{where}: input {name!r} given twice")
-        datatype = tensor.get("datatype")
-        if datatype not in DTYPES:
-            raise BadRequest(f"{where}.datatype: expected one of {sorted(DTYPES)}, got "
-                             f"{datatype!r}")
-        shape = tensor.get("shape")
-        if (not isinstance(shape, list) or len(shape) > MAX_RANK
-                or not all(type(d) is int and d >= 0 for d in shape)):
-            raise BadRequest(f"{where}.shape: expected an array of at most {MAX_RANK} "
-                             f"non-negative integers, got {shape!r}")
-        inputs[name], is_finite = read(i, tensor, where, datatype, shape)
-        datatypes[name] = datatype
-        finite = finite and is_finite
-    outputs = None
-    raw_outputs = payload.get("outputs")
-    if raw_outputs is not None:
-        if not isinstance(raw_outputs, list):
-            raise BadRequest(f"outputs: expected an array, got {_type_name(raw_outputs)}")
-        outputs = []
-        for i, out in enumerate(raw_outputs):
-            if not isinstance(out, dict) or not isinstance(out.get("name"), str):
-                raise BadRequest(f"outputs[{i}]: expected an object with a string 'name', got "
-                                 f"{out!r}")
-            outputs.append(out["name"])
-    return InferenceRequest(inputs=inputs, id=request_id, parameters=parameters,
-                            outputs=outputs, datatypes=datatypes, finite=finite)
-
-
-def json_tensor(i: int, tensor: dict[str, Any], where: str, datatype: str,
-                shape: list[int]) -> tuple[Array, bool]:
-    """The JSON form's reader: ``data``, strictly by datatype (JSON has no NaN or inf)."""
-    if "data" not in tensor:
-        raise BadRequest(f"{where}.data: missing")
-    return to_array(tensor["data"], datatype, shape, where), True
 
 
 def bytes_array(items: list[bytes], shape: list[int]) -> Array:
@@ -286,6 +209,10 @@ def binary_outputs(payload: Any) -> BinaryOutputs:
         if isinstance(out_params, dict) and "binary_data" in out_params:
             where = f"outputs[{i}] ({out['name']!r}).parameters.binary_data"
             chosen[out["name"]] = _flag(out_params["binary_data"], where)
+        if isinstance(out_params, dict) and out_params.get("classification"):
+            raise BadRequest(f"outputs[{i}] ({out['name']!r}).parameters.classification: the "
+                             "classification extension is not supported; ask for the output "
+                             "itself (a classifier's scores output has every class's score)")
     return BinaryOutputs(default, chosen)
 
 

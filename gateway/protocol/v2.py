@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -102,8 +103,32 @@ def to_array(data: Any, datatype: str, shape: list[int], where: str) -> Array:
         raise InvalidInput(f"{where}: shape {shape} is too large to represent") from None
 
 
+# (index, tensor object, where, datatype, shape) -> (array, finite: no NaN/inf possible)
+TensorReader = Callable[[int, dict[str, Any], str, str, list[int]], tuple[Array, bool]]
+
+
+def json_tensor(i: int, tensor: dict[str, Any], where: str, datatype: str,
+                shape: list[int]) -> tuple[Array, bool]:
+    """The JSON form's reader: ``data``, strictly by datatype (JSON has no NaN or inf;
+    overflow is refused by ``to_array``)."""
+    if "data" not in tensor:
+        params = tensor.get("parameters")
+        if isinstance(params, dict) and "binary_data_size" in params:
+            raise BadRequest(f"{where}.parameters.binary_data_size: binary data needs the "
+                             "Inference-Header-Content-Length header (the JSON header's "
+                             "length), and the request has none")
+        raise BadRequest(f"{where}.data: missing")
+    return to_array(tensor["data"], datatype, shape, where), True
+
+
 def decode_request(payload: Any) -> InferenceRequest:
     """Validate the V2 request JSON and decode its tensors."""
+    return decode_with(payload, json_tensor)
+
+
+def decode_with(payload: Any, read: TensorReader) -> InferenceRequest:
+    """The V2 request's checks and messages, with each input's data read by ``read``: every
+    wire form (JSON, the binary extension, gRPC) reports a bad request with the same words."""
     if not isinstance(payload, dict):
         raise BadRequest(f"request body: expected a JSON object, got {_type_name(payload)}")
     unknown = payload.keys() - _REQUEST_KEYS
@@ -122,6 +147,7 @@ def decode_request(payload: Any) -> InferenceRequest:
                          f"{_type_name(raw_inputs) if raw_inputs != [] else 'an empty array'}")
     inputs: dict[str, Array] = {}
     datatypes: dict[str, str] = {}
+    finite = True
     for i, tensor in enumerate(raw_inputs):
         where = f"inputs[{i}]"
         if not isinstance(tensor, dict):
@@ -144,10 +170,9 @@ def decode_request(payload: Any) -> InferenceRequest:
                 or not all(type(d) is int and d >= 0 for d in shape)):
             raise BadRequest(f"{where}.shape: expected an array of at most {MAX_RANK} "
                              f"non-negative integers, got {shape!r}")
-        if "data" not in tensor:
-            raise BadRequest(f"{where}.data: missing")
-        inputs[name] = to_array(tensor["data"], datatype, shape, where)
+        inputs[name], is_finite = read(i, tensor, where, datatype, shape)
         datatypes[name] = datatype
+        finite = finite and is_finite
     outputs = None
     raw_outputs = payload.get("outputs")
     if raw_outputs is not None:
@@ -160,8 +185,7 @@ def decode_request(payload: Any) -> InferenceRequest:
                                  f"{out!r}")
             outputs.append(out["name"])
     return InferenceRequest(inputs=inputs, id=request_id, parameters=parameters,
-                            outputs=outputs, datatypes=datatypes,
-                            finite=True)  # JSON has no NaN/inf; overflow raised above
+                            outputs=outputs, datatypes=datatypes, finite=finite)
 
 
 def tensor_json(name: str, array: Array) -> dict[str, Any]:
