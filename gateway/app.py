@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
+from gateway.accesslog import install_json_handler
 from gateway.config.load import LoadedConfig, load
 from gateway.metrics import Metrics
 from gateway.predlog.setup import open_prediction_log
@@ -44,7 +45,7 @@ from gateway.web import feedback, inference, meta, openapi
 from gateway.web.auth import Guard
 from gateway.web.drain import Drain
 from gateway.web.errors import HANDLERS
-from gateway.web.middleware import RequestIdMiddleware
+from gateway.web.middleware import AccessLogMiddleware, RequestIdMiddleware
 from gateway.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,11 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             yield
 
     routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes]
-    return GatewayApp(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
-                      exception_handlers=HANDLERS, lifespan=lifespan)
+    middleware = [Middleware(RequestIdMiddleware)]
+    if settings.access_log != "off":  # the inference fast path writes its own lines
+        middleware.append(Middleware(AccessLogMiddleware))
+    return GatewayApp(routes=routes, middleware=middleware, exception_handlers=HANDLERS,
+                      lifespan=lifespan)
 
 
 async def initial_states(redis: Redis | None, config: LoadedConfig
@@ -259,4 +263,10 @@ async def start_watching(stack: contextlib.AsyncExitStack, reloader: Reloader) -
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving: settings from SHADOWGATE_*."""
-    return create_app(Settings.from_env(), tune_gc=True, handle_signals=True)
+    settings = Settings.from_env()
+    # A spawned worker starts with unconfigured logging (its parent's basicConfig is not
+    # inherited): the gateway's INFO lines, failed requests among them, need a handler.
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_json_handler(settings.access_log)
+    return create_app(settings, tune_gc=True, handle_signals=True)

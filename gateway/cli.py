@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="deployment config (SHADOWGATE_CONFIG)")
     serve.add_argument("--host", help="bind address (SHADOWGATE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (SHADOWGATE_PORT, default 8000)")
+    serve.add_argument("--access-log", choices=["off", "on", "json"],
+                       help="a line per request (SHADOWGATE_ACCESS_LOG, default off; failed "
+                       "inference requests are always logged)")
     serve.add_argument("--workers", type=int, help="worker processes (SHADOWGATE_WORKERS)")
     serve.add_argument("--redis-url", help="external Redis (SHADOWGATE_REDIS_URL); default: "
                        "an embedded Redis under the state dir")
@@ -168,7 +171,7 @@ def cmd_serve(settings: Settings) -> int:
     env = {"SHADOWGATE_CONFIG": str(settings.config.resolve()),
            "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve()),
            "SHADOWGATE_LOG": settings.log, "SHADOWGATE_LOG_LEVEL": settings.log_level,
-           "SHADOWGATE_HOST": settings.host}
+           "SHADOWGATE_HOST": settings.host, "SHADOWGATE_ACCESS_LOG": settings.access_log}
     if settings.redis_url is not None:
         env["SHADOWGATE_REDIS_URL"] = settings.redis_url
     if settings.workers > 1:
@@ -197,8 +200,10 @@ def cmd_serve(settings: Settings) -> int:
                                     http="gateway.web.limits:FromEnv", **options)
             Multiprocess(config, sockets=[config.bind_socket()]).run()
         else:
+            from gateway.accesslog import install_json_handler
             from gateway.app import create_app
 
+            install_json_handler(settings.access_log)
             app = create_app(settings, tune_gc=True, handle_signals=True)
             server = uvicorn.Server(uvicorn.Config(
                 app, http=protocol_for(Limits.from_settings(settings)), **options))
@@ -355,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
                                      workers=args.workers, redis_url=args.redis_url,
-                                     state_dir=args.state_dir, log_level=args.log_level)
+                                     state_dir=args.state_dir, log_level=args.log_level,
+                                     access_log=args.access_log)
     except ValueError as exc:
         print(f"shadowgate: {exc}", file=sys.stderr)
         return 2

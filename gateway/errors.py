@@ -12,6 +12,7 @@
     ├── PayloadTooLarge (413, payload_too_large)
     ├── TooManyRequests (429, too_many_requests)   over a rate limit; says when to retry
     ├── NotReady (503, not_ready)
+    ├── NotSupported (501, not_supported)          a protocol feature the gateway does not offer
     ├── BadGateway (502, bad_gateway)               a remote backend failed
     └── GatewayTimeout (504, gateway_timeout)       a remote backend did not answer in time
 """
@@ -22,6 +23,10 @@ from __future__ import annotations
 class GatewayError(Exception):
     status_code = 500
     code = "internal"
+    # Set by the service once a request has been routed: the model (name, version) it went
+    # to, and whether that model ran and gave this error (else it refused the input).
+    model: tuple[str, str] | None = None
+    model_ran = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -97,6 +102,11 @@ class TooManyRequests(GatewayError):
 class NotReady(GatewayError):
     status_code = 503
     code = "not_ready"
+
+
+class NotSupported(GatewayError):
+    status_code = 501
+    code = "not_supported"
 
 
 class BadGateway(GatewayError):

@@ -1,8 +1,9 @@
 """Every Prometheus metric of the gateway, built on an injected ``CollectorRegistry``.
 
 Names follow MLServer (``model_infer_request_*`` with ``model_name``/``model_version``
-labels) and Triton's split of total time vs. compute time, so that existing serving
-dashboards carry over; gateway-specific series are prefixed ``shadowgate_``.
+labels) and, beside them, Triton (``nv_inference_*`` with ``model``/``version``, from
+plain numbers read at scrape time: gateway/inferstats.py), so that either family of serving
+dashboards carries over; gateway-specific series are prefixed ``shadowgate_``.
 Under ``--workers N`` the process runs in prometheus_client's multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR``); gauges then sum over live processes.
 """
@@ -21,6 +22,8 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+
+from gateway.inferstats import ModelStats, StatsBook
 
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -46,6 +49,7 @@ class ModelMetrics:
     success: Counter
     compute: Histogram
     duration: Histogram
+    stats: ModelStats
 
 
 class InFlight:
@@ -95,6 +99,8 @@ class Metrics:
             MODEL_LABELS, buckets=LATENCY_BUCKETS, registry=r)
         self.in_flight = _gauge(
             "rest_server_requests_in_progress", "Inference requests being served", (), r)
+        # Triton's families (nv_inference_*), per model version and per deployment.
+        self.book = StatsBook(r, multiprocess=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
         # Traffic policy
         self.variant_requests = Counter(
             "shadowgate_variant_requests", "Deployment requests by the variant that answered",
@@ -195,7 +201,12 @@ class Metrics:
             success=self.request_success.labels(name, version),
             compute=self.compute_duration.labels(name, version),
             duration=self.request_duration.labels(name, version),
+            stats=self.book.get(name, version),
         )
+
+    def stats(self, name: str, version: str) -> ModelStats:
+        """The Triton statistics of a model version, or of a deployment (version "")."""
+        return self.book.get(name, version)
 
 
 def observe_counts(child: Histogram, counts: Sequence[int] | Any, total: float) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from gateway.accesslog import AccessLog
 from gateway.metrics import InFlight, Metrics
 from gateway.reloader import Reloader
 from gateway.rollout.controller import RolloutController
@@ -29,9 +30,11 @@ class Runtime:
     # inference needs no token, so that the request path pays one attribute read.
     inference_check: Callable[[bytes | None], Any] | None = None
     in_flight: InFlight = field(init=False)
+    access: AccessLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.in_flight = InFlight(self.metrics.in_flight)
+        self.access = AccessLog(self.settings.access_log, self.settings.access_log_sample)
 
     @property
     def service(self) -> Service:

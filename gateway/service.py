@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from gateway.backends.base import Backend, CallContext
 from gateway.errors import BadRequest, GatewayError, InvalidInput, NotFound
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, ModelMetrics
 from gateway.predlog.record import Prediction, Variant
 from gateway.predlog.sink import RecordSink
 from gateway.protocol.tensors import Array, InferenceRequest
@@ -71,6 +71,8 @@ class Answer:
     outputs: dict[str, Array]
     variant: Variant | None = None
     deployment: Deployment | None = None
+    compute_s: float = 0.0  # the answering model's call
+    metrics: ModelMetrics | None = None  # the answering model's metric children
 
 
 class ModelFailed(GatewayError):
@@ -82,8 +84,9 @@ class ModelFailed(GatewayError):
 class Service:
     """Serves requests against the current snapshot.
 
-    It resolves what a request names (``target``) and serves it (``infer``); every failure
-    from there on is counted here, once, under the model that was to answer.
+    It resolves what a request names (``target``) and serves it (``infer``). Transports
+    (HTTP, gRPC) count each request once, when it is done: ``count_success`` or
+    ``count_failure``, which knows whom to count it under from the error.
     """
 
     def __init__(self, snapshot: Snapshot, metrics: Metrics, sink: RecordSink,
@@ -112,22 +115,52 @@ class Service:
                            f"{dep.champion.name}/versions/{dep.champion.version}")
         return dep
 
-    def failed(self, backend: Backend, exc: GatewayError) -> GatewayError:
-        """Count ``exc`` as a failed request of ``backend``; returns it for ``raise``."""
-        self.metrics.request_failure.labels(backend.name, backend.version, exc.code).inc()
-        return exc
+    def count_success(self, answer: Answer, rows: int, duration_s: float) -> None:
+        """A request answered in ``duration_s``: MLServer's series of the answering model,
+        Triton's of that model and of its deployment."""
+        mm = answer.metrics
+        if mm is not None:
+            mm.success.inc()
+            mm.duration.observe(duration_s)
+            mm.stats.succeeded(rows, duration_s, answer.compute_s)
+        if answer.deployment is not None:
+            answer.deployment.stats.succeeded(rows, duration_s, answer.compute_s)
+
+    def count_failure(self, snap: Snapshot, target: Target | None, exc: GatewayError,
+                      duration_s: float) -> None:
+        """A failed request, counted once: under the model it was routed to
+        (``exc.model``), else under what it named; a deployment's request refused before
+        routing counts under the deployment's own name (version ""), never its champion.
+        Nothing is counted for a request that named nothing known (``target`` None)."""
+        if target is None:
+            return
+        if exc.model is not None:
+            name, version = exc.model
+        elif isinstance(target, Deployment):
+            name, version = target.spec.name, ""
+        else:
+            name, version = target.name, target.version
+        self.metrics.request_failure.labels(name, version, exc.code).inc()
+        mm = snap.model_metrics.get(f"{name}:{version}")
+        if mm is not None:
+            mm.stats.failed(duration_s)
+        if isinstance(target, Deployment):
+            target.stats.failed(duration_s)
 
     async def infer(self, target: Target, request: InferenceRequest, call: Call,
                     snap: Snapshot | None = None) -> Answer:
-        """Serve ``request`` on what ``self.target`` resolved in ``snap`` (default: now)."""
+        """Serve ``request`` on what ``self.target`` resolved in ``snap`` (default: now).
+
+        A GatewayError raised after routing names the model (``exc.model``, and
+        ``exc.model_ran`` when the model ran and failed rather than refused the input)."""
         snap = snap or self.snapshot
         if isinstance(target, Deployment):
             return await self._deployment(snap, target, request, call)
-        outputs, _ = await self._predict(snap, target, request, call)
-        return Answer(target, _select(request, outputs))
+        outputs, elapsed, mm = await self._predict(snap, target, request, call)
+        return Answer(target, _select(request, outputs), compute_s=elapsed, metrics=mm)
 
     async def _predict(self, snap: Snapshot, backend: Backend, request: InferenceRequest,
-                       call: Call) -> tuple[dict[str, Array], float]:
+                       call: Call) -> tuple[dict[str, Array], float, ModelMetrics]:
         mm = snap.model_metrics[f"{backend.name}:{backend.version}"]
         try:
             signature = backend.signature
@@ -140,19 +173,23 @@ class Service:
             try:
                 outputs = await backend.infer(request.inputs,
                                               CallContext(call.request_id, request.id))
-            except GatewayError:
+            except GatewayError as exc:
+                exc.model_ran = True
                 raise
             except Exception as exc:
                 log.exception("model %s:%s failed", backend.name, backend.version)
-                raise ModelFailed(f"model {backend.name}:{backend.version} failed: "
-                                  f"{type(exc).__name__}: {exc}") from None
+                failure = ModelFailed(f"model {backend.name}:{backend.version} failed: "
+                                      f"{type(exc).__name__}: {exc}")
+                failure.model_ran = True
+                raise failure from None
             elapsed = time.perf_counter() - start
             if request.outputs is not None and not signature.outputs_known:
                 _check_outputs(backend, request.outputs, outputs)  # outputs known only now
         except GatewayError as exc:
-            raise self.failed(backend, exc) from None
+            exc.model = (backend.name, backend.version)
+            raise
         mm.compute.observe(elapsed)
-        return outputs, elapsed
+        return outputs, elapsed, mm
 
     async def _deployment(self, snap: Snapshot, dep: Deployment, request: InferenceRequest,
                           call: Call) -> Answer:
@@ -160,14 +197,14 @@ class Service:
             rt = route(dep.plan, call.routing_key, call.forced, self.rand)
         except LookupError:
             names = [c.model for c in dep.plan.canaries]
-            raise self.failed(dep.champion, BadRequest(
+            raise BadRequest(
                 f"header {dep.spec.routing.force_header}: expected 'champion', 'canary' or a "
-                f"canary model {names}, got {call.forced!r}")) from None
+                f"canary model {names}, got {call.forced!r}") from None
         backend = snap.models.by_ref[rt.primary]
         ts = self.clock()
         start = time.perf_counter()
         try:
-            outputs, elapsed = await self._predict(snap, backend, request, call)
+            outputs, elapsed, mm = await self._predict(snap, backend, request, call)
         except GatewayError as exc:
             if exc.status_code >= 500:  # valid input the model failed on: still recorded
                 self._pair(snap, dep, rt, backend, request, call, ts, None,
@@ -179,7 +216,7 @@ class Service:
                 self.metrics.variant_requests.labels(dep.spec.name, rt.variant)
         counter.inc()
         self._pair(snap, dep, rt, backend, request, call, ts, outputs, elapsed)
-        return Answer(backend, _select(request, outputs), rt.variant, dep)
+        return Answer(backend, _select(request, outputs), rt.variant, dep, elapsed, mm)
 
     def _pair(self, snap: Snapshot, dep: Deployment, rt: Route, backend: Backend,
               request: InferenceRequest, call: Call, ts: float,

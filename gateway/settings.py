@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from gateway.accesslog import AccessMode
+
 LogMode = Literal["redis", "memory", "off"]
 
 
@@ -31,6 +33,10 @@ class Settings(BaseModel):
     log: LogMode = Field("redis", description="where paired records go")
     max_body_bytes: int | None = Field(None, ge=1, description="overrides server.max_body_bytes")
     log_level: str = "info"
+    access_log: AccessMode = Field("off", description="a line per request (logfmt or JSON); "
+                                   "failed inference requests are logged whatever this says")
+    access_log_sample: float = Field(1.0, ge=0, le=1, description="share of successful "
+                                     "requests the access log writes")
     flush_interval_s: float = Field(0.05, gt=0, description="most a kill -9 can lose of the log")
     replay_rate: float = Field(5000.0, gt=0, description="records/s live + replayed writes may "
                                "reach after an outage")

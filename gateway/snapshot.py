@@ -12,6 +12,7 @@ from gateway.backends.base import Backend
 from gateway.backends.registry import ModelSet
 from gateway.config.load import LoadedConfig, resolve_ref
 from gateway.config.schema import DeploymentSpec
+from gateway.inferstats import ModelStats
 from gateway.metrics import Metrics, ModelMetrics
 from gateway.traffic.live import DecisionRule
 from gateway.traffic.mirror import ShadowWorker
@@ -23,6 +24,7 @@ class Deployment:
     spec: DeploymentSpec
     plan: DeploymentPlan
     champion: Backend
+    stats: ModelStats  # Triton's statistics of the deployment itself (version "")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def build_snapshot(loaded: LoadedConfig, models: ModelSet, metrics: Metrics) -> 
                         for s in spec.shadows)
         plan = DeploymentPlan.build(spec.name, spec.routing.salt or spec.name, ref(spec.champion),
                                     [(ref(c.model), c.weight) for c in spec.canaries], shadows)
-        deployments[spec.name] = Deployment(spec, plan, models.by_ref[plan.champion])
+        deployments[spec.name] = Deployment(spec, plan, models.by_ref[plan.champion],
+                                            metrics.stats(spec.name, ""))
     model_metrics = {r: metrics.model(b.name, b.version) for r, b in models.by_ref.items()}
     same_inputs = frozenset((a, b) for a, x in models.by_ref.items()
                             for b, y in models.by_ref.items()

@@ -229,7 +229,14 @@ def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]])
         logreg = (("model_name", "bc-logreg"), ("model_version", "1"))
         m = metrics()
         assert m[("model_infer_request_success_total", logreg)] == 2
-        assert m[("model_infer_request_failure_total", (*logreg, ("reason", "bad_request")))] == 1
+        # Refused before routing: counted under the deployment, not its champion.
+        refused = (("model_name", "breast-cancer"), ("model_version", ""),
+                   ("reason", "bad_request"))
+        assert m[("model_infer_request_failure_total", refused)] == 1
+        assert ("model_infer_request_failure_total", (*logreg, ("reason", "bad_request"))) not in m
+        assert m[("nv_inference_request_success", (("model", "bc-logreg"), ("version", "1")))] == 2
+        assert m[("nv_inference_request_failure", (("model", "breast-cancer"), ("version", "")))] \
+            == 1
         assert m[("model_infer_request_duration_seconds_count", logreg)] == 2
         assert m[("model_infer_compute_duration_seconds_count", logreg)] == 2
         assert m[("rest_server_requests_in_progress", ())] == 0

@@ -68,6 +68,7 @@ class ShadowWorker:
         self._results = {s: metrics.shadow_results.labels(*labels, s)
                          for s in ("ok", "error", "timeout")}
         self._labels = labels
+        self._stats = metrics.stats(*labels)  # Triton's statistics: its shadow executions
         self._stopping = False
 
     def submit(self, job: Job) -> None:
@@ -170,6 +171,8 @@ class ShadowWorker:
             self._results["timeout"].inc(len(late))
         if len(late) < len(jobs):
             self._results["ok"].inc(len(jobs) - len(late))
+        self._stats.executed(len(jobs) - len(late), len(late), sum(job.rows for job in jobs),
+                             latency)
         for job, output in zip(jobs, per_job, strict=True):
             if latency <= job.timeout_s:
                 job.pending.resolve(job.slot, "ok", latency, output=output)
@@ -197,6 +200,7 @@ class ShadowWorker:
 
     def _finish(self, jobs: list[Job], status: Status, latency: float, error: str) -> None:
         self._results[status].inc(len(jobs))
+        self._stats.executed(0, len(jobs), sum(job.rows for job in jobs), latency)
         for job in jobs:
             job.pending.resolve(job.slot, status, latency, error)
 

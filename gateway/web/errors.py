@@ -24,6 +24,7 @@ def log_error(method: str, path: str, exc: GatewayError) -> None:
 
 async def gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    request.scope.setdefault("state", {}).update(error_code=exc.code, error=exc.message)
     log_error(request.method, request.url.path, exc)
     return error_response(exc)
 
@@ -35,6 +36,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
         message = f"no route for {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} not allowed on {request.url.path}"
+    request.scope.setdefault("state", {}).update(error_code=f"http_{exc.status_code}",
+                                                 error=message)
     return json_response({"error": message}, exc.status_code, dict(exc.headers or {}))
 
 

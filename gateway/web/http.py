@@ -30,14 +30,25 @@ def error_headers(exc: GatewayError) -> list[tuple[bytes, bytes]]:
     return [(k.encode(), v.encode()) for k, v in exc.headers.items()]
 
 
-def check_media_type(raw: bytes | None) -> None:
-    """Accept application/json (and +json types); a missing header is taken as JSON."""
+OCTETS = "application/octet-stream"
+
+
+def check_media_type(raw: bytes | None, octets: bool = False) -> None:
+    """Accept application/json (and +json types); a missing header is taken as JSON.
+
+    ``octets``: also application/octet-stream, as V2 clients send it: for the binary
+    tensor data extension, and tritonclient.http.aio even for a body that is all JSON."""
     if raw is None or raw == b"application/json":
         return
     value = raw.decode("latin-1")
     media = value.split(";", 1)[0].strip().lower()
-    if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
-        raise UnsupportedMediaType(f"content-type: expected {JSON}, got {value!r}")
+    if media == JSON or (media.startswith("application/") and media.endswith("+json")):
+        return
+    if octets and media == OCTETS:
+        return
+    expected = (f"{JSON} (or {OCTETS} for the binary tensor data extension)" if octets
+                else JSON)
+    raise UnsupportedMediaType(f"content-type: expected {expected}, got {value!r}")
 
 
 def check_json_content_type(request: Request) -> None:
@@ -76,8 +87,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def send_json(send: Send, status: int, body: bytes,
-                    headers: list[tuple[bytes, bytes]]) -> None:
+                    headers: list[tuple[bytes, bytes]],
+                    content_type: bytes = b"application/json") -> None:
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
         *headers]})
     await send({"type": "http.response.body", "body": body})

@@ -1,9 +1,9 @@
-"""Server and model metadata, health and readiness (V2), and /metrics."""
+"""Server and model metadata, health and readiness (V2), Triton's model configuration,
+statistics and repository index extensions, and /metrics."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import __version__
-from gateway.backends.base import Backend
-from gateway.errors import NotReady
+from gateway import __version__, describe
+from gateway.describe import target_metadata
+from gateway.errors import BadRequest, NotReady, NotSupported
+from gateway.protocol.v2 import parse_json
 from gateway.runtime import Runtime
-from gateway.snapshot import Deployment
 from gateway.web.auth import authorize
-from gateway.web.http import error_response, json_response
+from gateway.web.http import check_json_content_type, error_response, json_response, read_body
 
 
 def _runtime(request: Request) -> Runtime:
@@ -26,7 +26,8 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def server_metadata(request: Request) -> Response:
-    return json_response({"name": "shadowgate", "version": __version__, "extensions": []})
+    return json_response({"name": "shadowgate", "version": __version__,
+                          "extensions": list(describe.EXTENSIONS)})
 
 
 async def live(request: Request) -> Response:
@@ -39,48 +40,53 @@ async def ready(request: Request) -> Response:
     return json_response({"ready": True})
 
 
-def backend_metadata(backend: Backend, name: str | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": name or backend.name,
-        "versions": [backend.version],
-        "platform": backend.platform,
-        "inputs": [s.as_json() for s in backend.signature.inputs],
-        "outputs": [s.as_json() for s in backend.signature.outputs],
-    }
-    info = backend.classifier
-    if info is not None:
-        meta["parameters"] = {"class_labels": list(info.class_labels),
-                              "label_output": info.label_output,
-                              "scores_output": info.scores_output,
-                              "features": list(info.features)}
-    unknown = backend.signature.unknown_parts
-    if unknown:
-        # An empty list here would read as "takes no inputs"; say it is not known instead.
-        meta.setdefault("parameters", {}).update({
-            "unknown": list(unknown),
-            "note": f"{' and '.join(unknown)} not known: the model's server did not list "
-                    "them and the config declares none; "
-                    + ("requests are passed through unchecked, the model's server validates "
-                       "them" if "inputs" in unknown else "outputs are known from answers")})
-    return meta
-
-
 async def model_metadata(request: Request) -> Response:
     authorize("inference", request)
     service = _runtime(request).service
-    target = service.target(request.path_params["name"], request.path_params.get("version"))
-    if isinstance(target, Deployment):
-        meta = backend_metadata(target.champion, target.spec.name)
-        meta["versions"] = []  # a deployment is addressed by name only
-        meta.setdefault("parameters", {}).update({
-            "deployment": True,
-            "champion": target.plan.champion,
-            "canaries": {c.model: (c.hi - c.lo) / 100 for c in target.plan.canaries},
-            "shadows": [s.model for s in target.plan.shadows],
-            "revision": service.snapshot.revision,
-        })
-        return json_response(meta)
-    return json_response(backend_metadata(target))
+    snap = service.snapshot
+    target = service.target(request.path_params["name"], request.path_params.get("version"),
+                            snap)
+    return json_response(target_metadata(snap, target))
+
+
+async def model_config(request: Request) -> Response:
+    """Triton's model configuration extension (what tritonclient's get_model_config and
+    perf_analyzer read)."""
+    authorize("inference", request)
+    runtime = _runtime(request)
+    service = runtime.service
+    target = service.target(request.path_params["name"], request.path_params.get("version"),
+                            service.snapshot)
+    return json_response(describe.model_config(target, runtime.max_body_bytes))
+
+
+async def model_stats(request: Request) -> Response:
+    """Triton's statistics extension: every model and deployment, or the one named."""
+    authorize("inference", request)
+    snap = _runtime(request).service.snapshot
+    return json_response({"model_stats": describe.model_stats(
+        snap, request.path_params.get("name"), request.path_params.get("version"))})
+
+
+async def repository_index(request: Request) -> Response:
+    """Triton's model repository extension, index only: deployments and model versions."""
+    authorize("inference", request)
+    body = await read_body(request, 64 * 1024)
+    if body.strip():
+        check_json_content_type(request)
+        payload = parse_json(body)
+        if not isinstance(payload, dict) or not isinstance(payload.get("ready", False), bool):
+            raise BadRequest(f"request body: expected an object with an optional boolean "
+                             f"'ready', got {payload!r}"[:300])
+    return json_response(describe.repository_index(_runtime(request).service.snapshot))
+
+
+async def repository_change(request: Request) -> Response:
+    authorize("inference", request)
+    raise NotSupported(
+        f"{request.url.path.rsplit('/', 1)[1]}: models are loaded and unloaded by editing the "
+        "config file (it is reloaded within a second of a change); this gateway does not "
+        "take load or unload requests")
 
 
 async def model_ready(request: Request) -> Response:
@@ -104,8 +110,16 @@ routes = [
     Route("/v2", server_metadata, methods=["GET"]),
     Route("/v2/health/live", live, methods=["GET"]),
     Route("/v2/health/ready", ready, methods=["GET"]),
+    Route("/v2/models/stats", model_stats, methods=["GET"]),  # before /v2/models/{name}
     Route("/v2/models/{name}", model_metadata, methods=["GET"]),
     Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
+    Route("/v2/models/{name}/config", model_config, methods=["GET"]),
+    Route("/v2/models/{name}/versions/{version}/config", model_config, methods=["GET"]),
+    Route("/v2/models/{name}/stats", model_stats, methods=["GET"]),
+    Route("/v2/models/{name}/versions/{version}/stats", model_stats, methods=["GET"]),
+    Route("/v2/repository/index", repository_index, methods=["POST"]),
+    Route("/v2/repository/models/{name}/load", repository_change, methods=["POST"]),
+    Route("/v2/repository/models/{name}/unload", repository_change, methods=["POST"]),
     Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
     Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -1,57 +1,17 @@
-"""Plain ASGI middleware: every response carries ``x-request-id``."""
+"""Plain ASGI middleware: every response carries ``x-request-id``; the access log."""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-from collections.abc import Callable
+import time
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.requestids import acceptable, new_request_id
+
 HEADER = b"x-request-id"
 log = logging.getLogger("gateway.web")
-
-
-_SANE_ID = re.compile(rb"[\x21-\x7e]{1,128}")
-
-
-def _acceptable(value: bytes) -> bool:
-    """1-128 visible ASCII characters (one C-level match, not a Python loop per byte)."""
-    return _SANE_ID.fullmatch(value) is not None
-
-
-class _RandomHex:
-    """Hex digits from the OS's CSPRNG, read a block at a time: one ``getrandom`` call per
-    256 ids instead of one per request (a syscall costs more than a tiny model's call)."""
-
-    __slots__ = ("hex", "pos")
-    BLOCK_IDS = 256
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget what is left: a forked child must not issue its parent's ids."""
-        self.hex = b""
-        self.pos = 0
-
-
-_POOL = _RandomHex()
-os.register_at_fork(after_in_child=_POOL.reset)
-
-
-def new_request_id(pool: _RandomHex = _POOL, urandom: Callable[[int], bytes] = os.urandom
-                   ) -> bytes:
-    """32 hex digits: 128 bits from ``os.urandom``, so that nobody who has seen earlier ids
-    can guess the next one (ids are what feedback is posted against)."""
-    pos = pool.pos
-    if pos >= len(pool.hex):
-        pool.hex = urandom(16 * pool.BLOCK_IDS).hex().encode()
-        pos = 0
-    pool.pos = pos + 32
-    return pool.hex[pos:pos + 32]
 
 
 class RequestIdMiddleware:
@@ -73,7 +33,7 @@ class RequestIdMiddleware:
             if key == HEADER:
                 request_id = value
                 break
-        if not _acceptable(request_id):
+        if not acceptable(request_id):
             request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
@@ -99,3 +59,41 @@ class RequestIdMiddleware:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()), (HEADER, request_id)]})
             await send({"type": "http.response.body", "body": body})
+
+
+class AccessLogMiddleware:
+    """An access line for each request on the router's path, when the access log is on
+    (the inference fast path writes its own). Installed inside RequestIdMiddleware; the
+    error handlers leave the error's code and message in ``scope["state"]``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if runtime is not None and runtime.access.enabled:
+                state = scope.get("state", {})
+                elapsed = time.perf_counter() - start
+                if status < 400:
+                    runtime.access.success("http", scope["method"], scope["path"], status,
+                                           elapsed, state.get("request_id", ""))
+                else:
+                    runtime.access.failure("http", scope["method"], scope["path"], status,
+                                           elapsed, state.get("request_id", ""),
+                                           state.get("error_code", "http_error"),
+                                           state.get("error", ""))

@@ -70,11 +70,18 @@ def _model_paths(ops: _Ops, suffix: str, versioned: bool) -> dict[str, Any]:
     params = [_NAME, _VERSION] if versioned else [_NAME]
     base = "/v2/models/{name}" + ("/versions/{version}" if versioned else "")
     if suffix == "/infer":
-        method = {"post": ops.op("V2 inference", _json("InferResponse"), "InferRequest",
-                                 _INFER_ERRORS, "inference")}
+        method = {"post": ops.op("V2 inference (JSON, or the binary tensor data extension: "
+                                 "Inference-Header-Content-Length)", _json("InferResponse"),
+                                 "InferRequest", _INFER_ERRORS, "inference")}
     elif suffix == "/ready":
         method = {"get": ops.op("Model readiness", {"description": "Ready"}, errors=(404, 503),
                                 scope="inference")}
+    elif suffix == "/config":
+        method = {"get": ops.op("Model configuration (Triton's extension)",
+                                _json("ModelConfig"), errors=(404,), scope="inference")}
+    elif suffix == "/stats":
+        method = {"get": ops.op("Model statistics (Triton's extension)", _json("ModelStats"),
+                                errors=(404,), scope="inference")}
     else:
         method = {"get": ops.op("Model metadata", _json("ModelMetadata"), errors=(404,),
                                 scope="inference")}
@@ -206,8 +213,21 @@ def document(snapshot: Snapshot | None = None, guard: Guard | None = None,
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     }
     for versioned in (False, True):
-        for suffix in ("", "/ready", "/infer"):
+        for suffix in ("", "/ready", "/infer", "/config", "/stats"):
             paths.update(_model_paths(ops, suffix, versioned))
+    paths["/v2/models/stats"] = {"get": ops.op(
+        "Statistics of every deployment and model (Triton's extension)", _json("ModelStats"),
+        scope="inference")}
+    paths["/v2/repository/index"] = {"post": ops.op(
+        "Deployments (version \"\") and model versions with their state (Triton's model "
+        "repository extension)", _json("RepositoryIndex"), "RepositoryIndexRequest", (400,),
+        "inference")}
+    for action in ("load", "unload"):
+        paths[f"/v2/repository/models/{{name}}/{action}"] = {
+            "parameters": [_NAME],
+            "post": ops.op(f"Not supported: models are {action}ed by editing the config file",
+                           {"description": "never"}, "RepositoryChangeRequest", (501,),
+                           "inference")}
     schemas = {
         "Error": {"type": "object", "required": ["error"],
                   "properties": {"error": {"type": "string"}}},
@@ -224,16 +244,35 @@ def document(snapshot: Snapshot | None = None, guard: Guard | None = None,
                          "additionalProperties": False, "properties": {
             "id": {"type": "string", "description": "kept in the paired record; feedback may "
                                                     "name the request by it"},
-            "parameters": {"type": "object"},
+            "parameters": {"type": "object", "properties": {"binary_data_output": {
+                "type": "boolean", "description": "every output as binary data (the binary "
+                                                  "tensor data extension)"}}},
             "inputs": {"type": "array", "items": tensor, "minItems": 1},
-            "outputs": {"type": "array", "items": {"type": "object", "required": ["name"],
-                                                   "properties": {"name": {"type": "string"},
-                                                                  "parameters": {
-                                                                      "type": "object"}}}}}},
+            "outputs": {"type": "array", "items": {
+                "type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"},
+                    "parameters": {"type": "object",
+                                   "properties": {"binary_data": {"type": "boolean"}},
+                                   "not": {"required": ["classification"]},
+                                   "description": "the classification extension is not "
+                                                  "supported"}}}}}},
         "InferResponse": {"type": "object", "properties": {
             "model_name": {"type": "string"}, "model_version": {"type": "string"},
             "id": {"type": "string"}, "parameters": {"type": "object"},
             "outputs": {"type": "array", "items": tensor}}},
+        "ModelConfig": {"type": "object", "properties": {
+            "name": {"type": "string"}, "platform": {"type": "string"},
+            "backend": {"type": "string"}, "max_batch_size": {"type": "integer"},
+            "input": {"type": "array", "items": {"type": "object"}},
+            "output": {"type": "array", "items": {"type": "object"}}}},
+        "ModelStats": {"type": "object", "properties": {
+            "model_stats": {"type": "array", "items": {"type": "object"}}}},
+        "RepositoryIndexRequest": {"type": "object", "properties": {
+            "ready": {"type": "boolean"}, "repository_name": {"type": "string"}}},
+        "RepositoryChangeRequest": {"type": "object"},
+        "RepositoryIndex": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "version": {"type": "string"},
+            "state": {"type": "string"}, "reason": {"type": "string"}}}},
         "PredictRequest": _predict_request(snapshot),
         **_feedback_schemas(snapshot, now),
         "PredictResponse": {"type": "object", "properties": {

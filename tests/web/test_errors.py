@@ -147,7 +147,7 @@ def test_the_same_errors_on_a_deployment(h: Harness, row: list[float]) -> None:
                       content=edit(row, tensor(datatype="FP64")))
     msg = error_of(r, 400)
     assert "expects FP32" in msg and "FP64" in msg
-    assert r.headers["x-shadowgate-model"] == "bc-logreg"
+    assert "x-shadowgate-model" not in r.headers  # refused: no model ran
 
 
 def test_non_finite_after_float32_conversion_is_rejected(h: Harness) -> None:
@@ -320,12 +320,17 @@ def test_a_refused_request_leaves_no_record_and_is_counted_once(row: list[float]
 
 def test_fast_path_errors_are_logged_quoted(row: list[float],
                                             caplog: pytest.LogCaptureFixture) -> None:
-    with harness(config()) as fresh, caplog.at_level(logging.INFO, logger="gateway.web"):
-        fresh.client.post(INFER, content=b'{"inputs": [], "x\\ny": 1}')
+    """Every failed inference request gets an access line, access log on or off, with its
+    status, error code and request id; what the caller sent is quoted."""
+    with harness(config()) as fresh, caplog.at_level(logging.INFO, logger="gateway.access"):
+        fresh.client.post(INFER, content=b'{"inputs": [], "x\\ny": 1}',
+                          headers={"x-request-id": "bad-1"})
         fresh.client.post("/v2/models/nope/infer", content=b"{}")
-    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.web"]
-    assert any("-> 400" in line and INFER in line for line in lines), lines
-    assert any("-> 404" in line and "nope" in line for line in lines), lines
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert any("status=400" in line and f"path={INFER}" in line and "request_id=bad-1" in line
+               and "code=bad_request" in line for line in lines), lines
+    assert any("status=404" in line and "nope" in line and "code=not_found" in line
+               for line in lines), lines
     assert all("\n" not in line for line in lines)
 
 

@@ -124,10 +124,16 @@ def test_headers_match_the_body_across_users(h: Harness, row: list[float]) -> No
     assert models == {"bc-logreg", "bc-gbt"}  # 50% canary: 40 users hit both
 
 
-def test_model_headers_on_validation_errors(h: Harness, row: list[float]) -> None:
-    r = h.client.post("/v2/models/bc-rf/infer", json={"inputs": []})
-    assert r.status_code == 400
-    assert (r.headers["x-shadowgate-model"], r.headers["x-shadowgate-version"]) == ("bc-rf", "1")
+def test_no_model_headers_when_no_model_ran(h: Harness, row: list[float]) -> None:
+    """A refused request names no model: none answered it (a model that ran and failed is
+    named: test_errors.py, the 500 of a failing model)."""
+    for path, body in [("/v2/models/bc-rf/infer", {"inputs": []}),
+                       ("/v2/models/bc-rf/infer", v2_body([row[:3]])),
+                       ("/v2/models/breast-cancer/infer", v2_body([row], name="x"))]:
+        r = h.client.post(path, json=body)
+        assert r.status_code == 400
+        assert "x-shadowgate-model" not in r.headers and "x-shadowgate-version" not in r.headers
+        assert r.headers["x-request-id"]
 
 
 def test_bad_forced_variant_is_400(h: Harness, row: list[float]) -> None:

@@ -35,7 +35,9 @@ def test_server_metadata(h: Harness) -> None:
     r = h.client.get("/v2")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
-    assert r.json() == {"name": "shadowgate", "version": __version__, "extensions": []}
+    assert r.json() == {"name": "shadowgate", "version": __version__, "extensions": [
+        "binary_tensor_data", "model_configuration", "statistics", "model_repository",
+        "parameters"]}
 
 
 def test_liveness_and_readiness(h: Harness) -> None:
