@@ -83,7 +83,7 @@ class GatewayApp(Starlette):
 def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None = None,
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               tune_gc: bool = False, handle_signals: bool = False,
+               tune_gc: bool = False, handle_signals: bool = False, serve_grpc: bool = False,
                clock: Callable[[], float] = time.time) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
@@ -91,9 +91,11 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
     embedders pass their own; by default they come from ``settings``. ``tune_gc``: once
     started, freeze what is alive and collect the young generation less often;
     ``handle_signals``: on SIGTERM, turn unready and drain for ``settings.drain_s`` before
-    the server stops (gateway/web/drain.py). Both are for a process that serves this app
-    only: ``shadowgate serve`` sets them. ``clock``: the wall clock of records and rollouts
-    (tests move it).
+    the server stops (gateway/web/drain.py); ``serve_grpc``: serve V2 gRPC on
+    ``settings.grpc_port`` (unless 0) from the lifespan, in this process and event loop.
+    The three are for a process that serves this app only: ``shadowgate serve`` sets them
+    (an embedder that sets ``serve_grpc`` owns that port). ``clock``: the wall clock of
+    records and rollouts (tests move it).
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -127,6 +129,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             if runtime.reloader is not None and settings.watch_config:
                 await start_watching(stack, runtime.reloader)
             app.state.runtime = runtime
+            if serve_grpc and settings.grpc_port:
+                await start_grpc(stack, runtime)
             if tune_gc:
                 # Records and shadow jobs are acyclic and die young; what is alive now
                 # (models, config, modules) lives for good. Freezing it and collecting the
@@ -153,6 +157,18 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
         middleware.append(Middleware(AccessLogMiddleware))
     return GatewayApp(routes=routes, middleware=middleware, exception_handlers=HANDLERS,
                       lifespan=lifespan)
+
+
+async def start_grpc(stack: contextlib.AsyncExitStack, runtime: Runtime) -> None:
+    """The V2 gRPC server on the HTTP host, stopped (its calls given the shutdown grace)
+    before the parts it uses. Worker processes share the port (SO_REUSEPORT)."""
+    from gateway.grpc.server import start_server  # grpc loads only where it is served
+
+    settings = runtime.settings
+    server = await start_server(runtime, settings.host, settings.grpc_port,
+                                reuse_port=settings.workers > 1,
+                                max_message_bytes=runtime.max_body_bytes)
+    stack.push_async_callback(server.stop, settings.shutdown_timeout_s / 2)
 
 
 async def initial_states(redis: Redis | None, config: LoadedConfig
@@ -269,4 +285,4 @@ def app_from_env() -> Starlette:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_json_handler(settings.access_log)
-    return create_app(settings, tune_gc=True, handle_signals=True)
+    return create_app(settings, tune_gc=True, handle_signals=True, serve_grpc=True)

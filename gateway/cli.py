@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="deployment config (SHADOWGATE_CONFIG)")
     serve.add_argument("--host", help="bind address (SHADOWGATE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (SHADOWGATE_PORT, default 8000)")
+    serve.add_argument("--grpc-port", help="V2 gRPC port on the same host "
+                       "(SHADOWGATE_GRPC_PORT, default 8001 as Triton's; 0 or 'off': none)")
     serve.add_argument("--access-log", choices=["off", "on", "json"],
                        help="a line per request (SHADOWGATE_ACCESS_LOG, default off; failed "
                        "inference requests are always logged)")
@@ -171,7 +173,8 @@ def cmd_serve(settings: Settings) -> int:
     env = {"SHADOWGATE_CONFIG": str(settings.config.resolve()),
            "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve()),
            "SHADOWGATE_LOG": settings.log, "SHADOWGATE_LOG_LEVEL": settings.log_level,
-           "SHADOWGATE_HOST": settings.host, "SHADOWGATE_ACCESS_LOG": settings.access_log}
+           "SHADOWGATE_HOST": settings.host, "SHADOWGATE_GRPC_PORT": str(settings.grpc_port),
+           "SHADOWGATE_ACCESS_LOG": settings.access_log}
     if settings.redis_url is not None:
         env["SHADOWGATE_REDIS_URL"] = settings.redis_url
     if settings.workers > 1:
@@ -204,7 +207,7 @@ def cmd_serve(settings: Settings) -> int:
             from gateway.app import create_app
 
             install_json_handler(settings.access_log)
-            app = create_app(settings, tune_gc=True, handle_signals=True)
+            app = create_app(settings, tune_gc=True, handle_signals=True, serve_grpc=True)
             server = uvicorn.Server(uvicorn.Config(
                 app, http=protocol_for(Limits.from_settings(settings)), **options))
             server.run()
@@ -361,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
                                      workers=args.workers, redis_url=args.redis_url,
                                      state_dir=args.state_dir, log_level=args.log_level,
-                                     access_log=args.access_log)
+                                     grpc_port=args.grpc_port, access_log=args.access_log)
     except ValueError as exc:
         print(f"shadowgate: {exc}", file=sys.stderr)
         return 2

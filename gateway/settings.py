@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gateway.accesslog import AccessMode
 
@@ -27,6 +27,8 @@ class Settings(BaseModel):
     config: Path = Field(Path("config/example.yaml"), description="the deployment config file")
     host: str = Field("127.0.0.1", description="bind address")
     port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(8001, ge=0, le=65535, description="V2 gRPC port (Triton's "
+                           "default), on the same host; 0 or 'off': no gRPC")
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
     redis_url: str | None = Field(None, description="None: the embedded Redis under state_dir")
     state_dir: Path = Field(Path(".shadowgate"), description="embedded Redis data and spool")
@@ -66,6 +68,11 @@ class Settings(BaseModel):
     max_connections: int = Field(2048, ge=1, description="open connections; more get 503")
     keep_alive_s: float = Field(5.0, gt=0, description="idle keep-alive connections close")
     drain_s: float = Field(0.0, ge=0, description="on SIGTERM: seconds not ready but serving")
+
+    @field_validator("grpc_port", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return 0 if isinstance(value, str) and value.strip().lower() == "off" else value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -106,7 +106,7 @@ def gateway(redis_url: str) -> Iterator[tuple[str, int]]:
     state = tempfile.mkdtemp(prefix="sg-logbench-")
     argv = [sys.executable, "-m", "gateway", "serve", "--config",
             str(ROOT / "loadtests/configs/full.yaml"), "--port", str(port), "--log-level",
-            "warning", "--redis-url", redis_url, "--state-dir", state]
+            "warning", "--redis-url", redis_url, "--state-dir", state, "--grpc-port", "off"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -78,7 +78,9 @@ def _gateway(name: str, config: str, log: bool = True, token: bool = False) -> S
         sys.executable, "-m", "gateway", "serve", "--config", str(CONFIGS / config),
         "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
     )
-    env = {} if log else {"SHADOWGATE_LOG": "off"}
+    env = {"SHADOWGATE_GRPC_PORT": "off"}  # several gateways at once: no fixed port
+    if not log:
+        env["SHADOWGATE_LOG"] = "off"
     if token:
         env["SHADOWGATE_INFERENCE_TOKEN"] = BENCH_TOKEN
     return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV, env=env)

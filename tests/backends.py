@@ -145,3 +145,34 @@ class Variant:
 
 def variant(name: str, version: str, options: dict[str, Any]) -> Variant:
     return Variant(name, version, options)
+
+
+class Echo:
+    """Takes one tensor of every V2 datatype (``x_<datatype>``, shape [-1, 2]) and answers
+    each as it came (``y_<datatype>``): every datatype, end to end, over every wire form."""
+
+    platform = "python"
+    classifier = None
+    DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                 "INT64", "FP16", "FP32", "FP64", "BYTES")
+
+    def __init__(self, name: str, version: str, options: dict[str, Any]) -> None:
+        self.name, self.version = name, version
+        self.signature = Signature(
+            tuple(TensorSpec(f"x_{d}", d, (-1, 2)) for d in self.DATATYPES),
+            tuple(TensorSpec(f"y_{d}", d, (-1, 2)) for d in self.DATATYPES),
+            allow_nonfinite=True)
+
+    async def infer(self, inputs: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        return {f"y_{n[2:]}": a for n, a in inputs.items()}
+
+    async def infer_batch(self, inputs: Mapping[str, Any], context: Any = None
+                          ) -> dict[str, Any]:
+        return await self.infer(inputs)
+
+    async def close(self) -> None:
+        return None
+
+
+def echo(name: str, version: str, options: dict[str, Any]) -> Echo:
+    return Echo(name, version, options)

@@ -147,14 +147,49 @@ class LiveServer:
         self.thread.join(30)
 
 
+@dataclass
+class LiveGateway:
+    """A gateway in a real uvicorn thread with V2 gRPC on its own port (same process and
+    event loop), an in-memory record sink and a fresh registry."""
+
+    server: LiveServer
+    grpc: str  # host:port of the gRPC server
+    sink: MemorySink
+    metrics: Metrics
+
+    @property
+    def http(self) -> str:
+        """host:port, as tritonclient takes it."""
+        return f"127.0.0.1:{self.server.port}"
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    def wait_records(self, count: int, timeout: float = 10.0) -> None:
+        poll(lambda: len(self.sink.records) >= count, timeout, f"{count} records")
+
+
+@contextlib.contextmanager
+def live_gateway(data: dict[str, Any], **settings: Any) -> Iterator[LiveGateway]:
+    grpc_port = free_port()
+    metrics = Metrics(CollectorRegistry())
+    sink = MemorySink()
+    app = create_app(Settings(log="memory", grpc_port=grpc_port, **settings),
+                     loaded=loaded(data), metrics=metrics, sink=sink, serve_grpc=True)
+    with LiveServer(app) as server:
+        yield LiveGateway(server, f"127.0.0.1:{grpc_port}", sink, metrics)
+
+
 class GatewayProcess:
-    """``python -m gateway serve`` as a separate process; stopped by PID."""
+    """``python -m gateway serve`` as a separate process; stopped by PID. No gRPC unless
+    ``env`` sets ``SHADOWGATE_GRPC_PORT`` (tests run in parallel: no fixed port)."""
 
     def __init__(self, config_path: Path, env: dict[str, str] | None = None,
                  args: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "SHADOWGATE_GRPC_PORT": "off", **(env or {})}
         self.args = [sys.executable, "-m", "gateway", "serve", "--config", str(config_path),
                      "--host", "127.0.0.1", "--port", str(self.port), *(args or [])]
         self.proc: subprocess.Popen[bytes] | None = None

@@ -1,17 +1,21 @@
 """The access log: logfmt or JSON lines, successes sampled, failures always, values quoted;
-through the app (fast path, router path)."""
+through the app (fast path, router path) and gRPC."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
 
 from gateway.accesslog import AccessLog, install_json_handler, quote
-from tests.helpers import config, harness, v2_body
+from tests.helpers import config, harness, live_gateway, v2_body
 
 INFER = "/v2/models/breast-cancer/infer"
 
@@ -115,3 +119,22 @@ def test_the_app_writes_a_line_per_request(caplog: pytest.LogCaptureFixture,
     assert "path=/v2/models/ghost status=404" in lines["meta-1"]
     assert "code=not_found" in lines["meta-1"]
     assert "method=GET path=/v2/health/live status=200" in lines["live-1"]
+
+
+def test_grpc_requests_are_logged_too(caplog: pytest.LogCaptureFixture) -> None:
+    x = np.zeros((1, 30), dtype=np.float32)
+    with live_gateway(config(), access_log="json") as gw, \
+            contextlib.closing(triton.InferenceServerClient(gw.grpc)) as client, \
+            caplog.at_level(logging.INFO, logger="gateway.access"):
+        inp = triton.InferInput("input", [1, 30], "FP32")
+        inp.set_data_from_numpy(x)
+        client.infer("breast-cancer", [inp], headers={"x-request-id": "g-1"})
+        bad = triton.InferInput("input", [1, 2], "FP32")
+        bad.set_data_from_numpy(x[:, :2])
+        with pytest.raises(InferenceServerException):
+            client.infer("breast-cancer", [bad], headers={"x-request-id": "g-2"})
+    lines = {line["request_id"]: line for line in (
+        orjson.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.access")}
+    assert (lines["g-1"]["proto"], lines["g-1"]["method"], lines["g-1"]["status"],
+            lines["g-1"]["model"]) == ("grpc", "ModelInfer", 200, "bc-logreg")
+    assert (lines["g-2"]["status"], lines["g-2"]["code"]) == (400, "invalid_input")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+import tritonclient.grpc as grpcclient
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -197,8 +199,10 @@ def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]])
                                    providers=["CPUExecutionProvider"])
     want_label, want_proba = session.run(None, {"input": np.asarray(rows, np.float32)})
     state = tmp_path / "state"
+    grpc_port = free_port()
     env = {"SHADOWGATE_STATE_DIR": str(state), "SHADOWGATE_LOG": "memory"}
-    with GatewayProcess(Path("config/example.yaml"), env) as gw, \
+    with GatewayProcess(Path("config/example.yaml"), env,
+                        ["--grpc-port", str(grpc_port)]) as gw, \
             httpx.Client(base_url=gw.url, timeout=30) as client:
         r = client.post("/v2/models/breast-cancer/infer", json=v2_body(rows, id="all"))
         assert r.status_code == 200, r.text
@@ -221,6 +225,14 @@ def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]])
                         headers={"content-type": "application/json"})
         assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
 
+        # V2 gRPC on its own port, served by the same process (and counted alike).
+        with contextlib.closing(grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+                                ) as grpc:
+            inp = grpcclient.InferInput("input", [1, 30], "FP32")
+            inp.set_data_from_numpy(np.asarray(rows[:1], np.float32))
+            result = grpc.infer("breast-cancer", [inp])
+            np.testing.assert_array_equal(result.as_numpy("label"), want_label[:1])
+
         def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             text = client.get("/metrics").text
             return {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -228,17 +240,18 @@ def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]])
 
         logreg = (("model_name", "bc-logreg"), ("model_version", "1"))
         m = metrics()
-        assert m[("model_infer_request_success_total", logreg)] == 2
+        assert m[("model_infer_request_success_total", logreg)] == 3
         # Refused before routing: counted under the deployment, not its champion.
         refused = (("model_name", "breast-cancer"), ("model_version", ""),
                    ("reason", "bad_request"))
         assert m[("model_infer_request_failure_total", refused)] == 1
         assert ("model_infer_request_failure_total", (*logreg, ("reason", "bad_request"))) not in m
-        assert m[("nv_inference_request_success", (("model", "bc-logreg"), ("version", "1")))] == 2
+        assert m[("nv_inference_request_success", (("model", "breast-cancer"), ("version", "")))] \
+            == 3
         assert m[("nv_inference_request_failure", (("model", "breast-cancer"), ("version", "")))] \
             == 1
-        assert m[("model_infer_request_duration_seconds_count", logreg)] == 2
-        assert m[("model_infer_compute_duration_seconds_count", logreg)] == 2
+        assert m[("model_infer_request_duration_seconds_count", logreg)] == 3
+        assert m[("model_infer_compute_duration_seconds_count", logreg)] == 3
         assert m[("rest_server_requests_in_progress", ())] == 0
 
         # Both shadows of example.yaml answer every request, off the request path.
@@ -246,9 +259,9 @@ def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]])
             m = metrics()
             return all(m.get(("shadowgate_shadow_results_total",
                               (("model_name", n), ("model_version", "1"), ("status", "ok")))
-                             ) == 2 for n in ("bc-gbt", "bc-rf"))
+                             ) == 3 for n in ("bc-gbt", "bc-rf"))
 
-        poll(shadows_done, 30, "both shadows to answer both requests")
+        poll(shadows_done, 30, "both shadows to answer every request")
     out = gw.stop()
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught: exit by signal 15.
     assert gw.proc is not None and gw.proc.returncode in (0, -15), out
@@ -287,6 +300,21 @@ def test_flags_override_the_environment() -> None:
     env = {"SHADOWGATE_PORT": "9001", "SHADOWGATE_HOST": "0.0.0.0"}
     s = Settings.from_env(env=env, port=7000, host=None, state_dir=Path("/x"))
     assert (s.port, s.host, s.state_dir) == (7000, "0.0.0.0", Path("/x"))
+
+
+def test_grpc_and_access_log_settings() -> None:
+    assert (Settings().grpc_port, Settings().access_log, Settings().access_log_sample) == (
+        8001, "off", 1.0)
+    for off in ("off", "OFF", "0"):
+        assert Settings.from_env(env={"SHADOWGATE_GRPC_PORT": off}).grpc_port == 0
+    s = Settings.from_env(env={"SHADOWGATE_GRPC_PORT": "9001", "SHADOWGATE_ACCESS_LOG": "json",
+                               "SHADOWGATE_ACCESS_LOG_SAMPLE": "0.01"}, grpc_port="off")
+    assert (s.grpc_port, s.access_log, s.access_log_sample) == (0, "json", 0.01)
+    with pytest.raises(ValueError, match="SHADOWGATE_ACCESS_LOG: expected one of off, on, "
+                                         "json, got 'yes'"):
+        Settings.from_env(env={"SHADOWGATE_ACCESS_LOG": "yes"})
+    with pytest.raises(ValueError, match="SHADOWGATE_GRPC_PORT: expected an integer"):
+        Settings.from_env(env={"SHADOWGATE_GRPC_PORT": "grpc"})
 
 
 def test_empty_variables_are_ignored() -> None:
