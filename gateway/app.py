@@ -27,7 +27,6 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
-from gateway.accesslog import install_json_handler
 from gateway.config.load import LoadedConfig, load
 from gateway.metrics import Metrics
 from gateway.predlog.setup import open_prediction_log
@@ -129,6 +128,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             if runtime.reloader is not None and settings.watch_config:
                 await start_watching(stack, runtime.reloader)
             app.state.runtime = runtime
+            stack.callback(runtime.access.flush)  # the access lines still waiting
             if serve_grpc and settings.grpc_port:
                 await start_grpc(stack, runtime)
             if tune_gc:
@@ -284,5 +284,4 @@ def app_from_env() -> Starlette:
     # inherited): the gateway's INFO lines, failed requests among them, need a handler.
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_json_handler(settings.access_log)
     return create_app(settings, tune_gc=True, handle_signals=True, serve_grpc=True)

@@ -203,10 +203,8 @@ def cmd_serve(settings: Settings) -> int:
                                     http="gateway.web.limits:FromEnv", **options)
             Multiprocess(config, sockets=[config.bind_socket()]).run()
         else:
-            from gateway.accesslog import install_json_handler
             from gateway.app import create_app
 
-            install_json_handler(settings.access_log)
             app = create_app(settings, tune_gc=True, handle_signals=True, serve_grpc=True)
             server = uvicorn.Server(uvicorn.Config(
                 app, http=protocol_for(Limits.from_settings(settings)), **options))
