@@ -54,6 +54,8 @@ SETUPS = (
           (("Authorization", f"Bearer {BENCH_TOKEN}"),)),
     Setup("v2-nolog", "gateway-champion-nolog", "/v2/models/breast-cancer/infer", "v2", False,
           "as v2 with SHADOWGATE_LOG=off: the request path without paired records"),
+    Setup("v2-accesslog", "gateway-champion-accesslog", "/v2/models/breast-cancer/infer", "v2",
+          False, "as v2 with SHADOWGATE_ACCESS_LOG=on: a logfmt line per request"),
     Setup("full-v2-nolog", "gateway-full-nolog", "/v2/models/breast-cancer/infer", "v2", True,
           "as full-v2 with SHADOWGATE_LOG=off: shadows and canary without paired records"),
 )
@@ -73,7 +75,8 @@ def _floor(name: str, *extra: str) -> ServerSpec:
     return ServerSpec(name, argv, "/health")
 
 
-def _gateway(name: str, config: str, log: bool = True, token: bool = False) -> ServerSpec:
+def _gateway(name: str, config: str, log: bool = True, token: bool = False,
+             access_log: bool = False) -> ServerSpec:
     argv = (
         sys.executable, "-m", "gateway", "serve", "--config", str(CONFIGS / config),
         "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
@@ -83,6 +86,8 @@ def _gateway(name: str, config: str, log: bool = True, token: bool = False) -> S
         env["SHADOWGATE_LOG"] = "off"
     if token:
         env["SHADOWGATE_INFERENCE_TOKEN"] = BENCH_TOKEN
+    if access_log:  # lines go to the server's log file, as they would to a file or journal
+        env["SHADOWGATE_ACCESS_LOG"] = "on"
     return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV, env=env)
 
 
@@ -93,8 +98,9 @@ def server_spec(name: str) -> ServerSpec:
     if name == "http-only":
         return _floor(name, "--empty")
     config = {"champion": "champion.yaml", "full": "full.yaml"}.get(
-        name.removeprefix("gateway-").removesuffix("-nolog").removesuffix("-token"))
+        name.removeprefix("gateway-").removesuffix("-nolog").removesuffix("-token")
+        .removesuffix("-accesslog"))
     if name.startswith("gateway-") and config is not None:
         return _gateway(name, config, log=not name.endswith("-nolog"),
-                        token=name.endswith("-token"))
+                        token=name.endswith("-token"), access_log=name.endswith("-accesslog"))
     raise ValueError(f"no server named {name!r}")
