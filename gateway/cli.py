@@ -173,7 +173,8 @@ def cmd_serve(settings: Settings) -> int:
     env = {"SHADOWGATE_CONFIG": str(settings.config.resolve()),
            "SHADOWGATE_STATE_DIR": str(settings.state_dir.resolve()),
            "SHADOWGATE_LOG": settings.log, "SHADOWGATE_LOG_LEVEL": settings.log_level,
-           "SHADOWGATE_HOST": settings.host, "SHADOWGATE_GRPC_PORT": str(settings.grpc_port),
+           "SHADOWGATE_HOST": settings.host, "SHADOWGATE_WORKERS": str(settings.workers),
+           "SHADOWGATE_GRPC_PORT": str(settings.grpc_port),
            "SHADOWGATE_ACCESS_LOG": settings.access_log}
     if settings.redis_url is not None:
         env["SHADOWGATE_REDIS_URL"] = settings.redis_url

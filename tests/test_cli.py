@@ -270,6 +270,30 @@ def test_serve_example_end_to_end(tmp_path: Path, holdout: list[dict[str, Any]])
     assert not (state / "redis").exists()  # SHADOWGATE_LOG=memory: no Redis was started
 
 
+@pytest.mark.slow
+def test_serve_with_workers_shares_the_grpc_port(tmp_path: Path) -> None:
+    """Every worker binds the gRPC port (SO_REUSEPORT); Triton's counters add up over them."""
+    grpc_port = free_port()
+    env = {"SHADOWGATE_STATE_DIR": str(tmp_path / "state"), "SHADOWGATE_LOG": "memory"}
+    with GatewayProcess(Path("config/example.yaml"), env,
+                        ["--workers", "2", "--grpc-port", str(grpc_port)]) as gw:
+        x = np.zeros((1, 30), np.float32)
+        for _ in range(6):  # a connection each: the kernel spreads them over the workers
+            with contextlib.closing(grpcclient.InferenceServerClient(
+                    f"127.0.0.1:{grpc_port}")) as grpc:
+                inp = grpcclient.InferInput("input", [1, 30], "FP32")
+                inp.set_data_from_numpy(x)
+                assert grpc.infer("breast-cancer", [inp]).as_numpy("label") is not None
+        text = httpx.get(f"{gw.url}/metrics", timeout=10).text
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(text) for s in f.samples}
+        assert samples[("nv_inference_request_success",
+                        (("model", "breast-cancer"), ("version", "")))] == 6
+    out = gw.stop()
+    assert out.count("V2 gRPC listening on") == 2, out
+    assert "Traceback" not in out
+
+
 # -- Settings ----------------------------------------------------------------------------------
 
 def test_settings_defaults() -> None:
