@@ -136,8 +136,12 @@ def model_stats(snap: Snapshot, name: str | None = None, version: str | None = N
         return ([_deployment_stats(d) for d in snap.deployments.values()]
                 + [mm.stats.as_triton() for mm in snap.model_metrics.values()])
     dep = snap.deployments.get(name)
-    if dep is not None and version in (None, "", DEPLOYMENT_STATS_VERSION):
-        return [_deployment_stats(dep)]
+    if dep is not None:
+        if version in (None, "", DEPLOYMENT_STATS_VERSION):
+            return [_deployment_stats(dep)]
+        raise NotFound(f"{name!r} is a deployment and has no version {version!r}; its "
+                       f"statistics are under version {DEPLOYMENT_STATS_VERSION!r}, its "
+                       f"champion's under /v2/models/{dep.champion.name}/stats")
     found = [mm.stats.as_triton() for mm in snap.model_metrics.values()
              if mm.stats.name == name and (not version or mm.stats.version == version)]
     if not found:

@@ -81,6 +81,11 @@ def test_statistics_of_a_deployment_and_of_its_models(h: Harness, row: list[floa
         ("breast-cancer", "0"), ("bc-logreg", "1"), ("bc-gbt", "1"), ("bc-rf", "1")}
     r = h.client.get("/v2/models/bc-rf/versions/9/stats")
     assert r.status_code == 404 and "no version '9'" in r.json()["error"]
+    r = h.client.get("/v2/models/breast-cancer/versions/1/stats")
+    assert r.status_code == 404 and "is a deployment" in r.json()["error"]
+    assert h.client.get("/v2/models/breast-cancer/versions/0/stats").json() == \
+        h.client.get("/v2/models/breast-cancer/stats").json()
+    assert h.client.get("/v2/models/ghost/stats").status_code == 404
 
 
 def test_repository_index_and_no_load_or_unload(h: Harness) -> None:
