@@ -1,4 +1,4 @@
-"""shadowgate serve | validate | export | report | demo."""
+"""shadowgate serve | validate | export | report | demo | rollout | reload."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli_admin import add_commands, cmd_reload, cmd_rollout
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=["html", "json", "md"], default="html")
     demo.add_argument("--passes", type=int, default=5,
                       help="times each held-out row is sent (as different users)")
+    add_commands(sub)
     export.add_argument("--state-dir", type=Path)
     return parser
 
@@ -352,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         logging.basicConfig(level=logging.WARNING)
         return cmd_demo(args)
+    if args.command == "rollout":
+        return cmd_rollout(args)
+    if args.command == "reload":
+        return cmd_reload(args)
     try:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
                                      workers=args.workers, redis_url=args.redis_url,

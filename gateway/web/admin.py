@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import BadRequest, GatewayError, NotFound, NotReady
+from gateway.config.rewrite import promote_in_file
+from gateway.errors import BadRequest, ConfigError, GatewayError, NotFound, NotReady
 from gateway.protocol.v2 import parse_json
 from gateway.rollout import store
 from gateway.rollout.controller import ActionRefused, Manual
@@ -128,9 +129,13 @@ async def act(request: Request) -> Response:
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
         raise BadRequest(f"reason: expected a non-empty string of at most {MAX_REASON} "
                          f"characters saying why, got {reason!r}"[:300])
-    if isinstance(payload, dict) and payload.keys() - {"reason"}:
-        raise BadRequest(f"body: unknown field(s) {sorted(payload.keys() - {'reason'})}; "
-                         "expected ['reason']")
+    allowed = {"reason", "write_config"}
+    if isinstance(payload, dict) and payload.keys() - allowed:
+        raise BadRequest(f"body: unknown field(s) {sorted(payload.keys() - allowed)}; "
+                         f"expected {sorted(allowed)}")
+    write_config = payload.get("write_config", False)
+    if not isinstance(write_config, bool) or (write_config and action != "promote"):
+        raise BadRequest("write_config: expected true or false, and only with promote")
     controller, loaded = runtime.controller, runtime.serving.loaded
     if controller is None or loaded is None:
         raise NotReady("rollouts keep their state in Redis (SHADOWGATE_LOG=redis)")
@@ -152,6 +157,16 @@ async def act(request: Request) -> Response:
             f"the running gateway serves {state.candidate} as the champion of {deployment}; "
             f"to keep it so in the file, set deployments[{deployment}].champion to "
             f"{state.candidate} and remove its rollout section")
+        if write_config:
+            if loaded.path is None:
+                raise NotReady("this gateway was not started from a config file")
+            try:
+                backup = promote_in_file(loaded.path, deployment, state.candidate)
+            except (ConfigError, OSError) as exc:
+                raise Conflict(f"the promotion stands, but the file was not rewritten: "
+                               f"{exc}") from None
+            body["config_change"] = (f"{loaded.path} now names {state.candidate} as the "
+                                     f"champion (the old file is {backup.name})")
     return json_response(body)
 
 
