@@ -149,7 +149,7 @@ class Accuracy(Doc):
     mcnemar_p: float | None = None
     auc_difference: Interval | None = None  # DeLong
     log_loss_difference: Interval | None = None
-    labels_needed: int | None = None  # to tell the margin apart from no difference
+    labels_needed: int | None = None  # more labelled requests before the gate can decide
 
 
 class Business(Doc):
@@ -205,6 +205,8 @@ class Outcome(Doc):
 
 
 class SampleRatio(Doc):
+    """The split, counted in users (distinct routing keys; a request without one is a user)."""
+
     expected_share: float
     observed_share: float
     champion: int
