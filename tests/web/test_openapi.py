@@ -79,7 +79,7 @@ def test_operations_are_well_formed(doc: dict[str, Any]) -> None:
             for code, response in op["responses"].items():
                 assert re.fullmatch(r"[1-5]\d\d", code), (path, code)
                 assert response["description"]
-            if method == "post":
+            if method == "post" and path != "/admin/reload":  # reload takes no body
                 assert op["requestBody"]["required"] is True
                 assert "application/json" in op["requestBody"]["content"]
 
