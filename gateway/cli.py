@@ -246,6 +246,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from gateway.config.load import load
     from gateway.predlog.export import parse_time
     from gateway.reports import render
+    from gateway.rollout.report import with_rollout
+    from gateway.rollout.store import load_states
+    from gateway.serving import with_rollouts
 
     now = time.time()
     try:
@@ -269,9 +272,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     async def build(url: str) -> str:
         redis = Redis.from_url(url)
         try:
+            # As served now: a rollout's stage shapes the deployment (its canary's weight).
+            names = [d.name for d in loaded.config.deployments if d.rollout is not None]
+            served = with_rollouts(loaded, await load_states(redis, names))
             report = await report_from_redis(
-                loaded, args.deployment, redis, since=since, until=until,
+                served, args.deployment, redis, since=since, until=until,
                 candidate=args.candidate, progress=True, now=now)
+            report = await with_rollout(report, loaded, redis)
         finally:
             await redis.aclose()
         return render(report, args.format)

@@ -265,6 +265,26 @@ class Traffic(Doc):
     undecodable: int = 0
 
 
+class RolloutDecision(Doc):
+    ts: float
+    action: str  # start, hold, advance, promote, rollback, wait, pause, resume
+    stage: str | None
+    by: str  # "controller" or the token's name of the person who acted
+    summary: str
+    gates: list[Check] = []
+    dry_run: bool = False
+
+
+class Rollout(Doc):
+    """The deployment's rollout, when it has one: where it stands and what was decided."""
+
+    candidate: str
+    status: str  # running, paused, waiting, rolled_back, promoted, not started
+    stage: str | None
+    stages: list[str]
+    decisions: list[RolloutDecision]  # the newest last
+
+
 class Window(Doc):
     since: float | None
     until: float | None
@@ -285,5 +305,6 @@ class Report(Doc):
     candidates: list[CandidateReport]
     drift: list[FeatureDrift]  # inputs against the champion's training data, most drifted first
     notes: list[str] = []
+    rollout: Rollout | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

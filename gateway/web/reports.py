@@ -28,6 +28,7 @@ from gateway.config.load import LoadedConfig
 from gateway.errors import BadRequest, NotFound, NotReady
 from gateway.predlog.export import parse_time
 from gateway.reports import CONTENT_TYPES, Format, render
+from gateway.rollout.report import with_rollout
 from gateway.runtime import Runtime
 from gateway.serving import with_rollouts
 from gateway.web.auth import authorize
@@ -78,6 +79,7 @@ def _build(loaded: LoadedConfig, deployment: str, url: str, since: float | None,
         try:
             report = await report_from_redis(loaded, deployment, redis, since=since,
                                              until=until, candidate=candidate, now=now)
+            report = await with_rollout(report, loaded, redis)
         finally:
             await redis.aclose()
         return render(report, fmt)

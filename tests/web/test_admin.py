@@ -108,8 +108,13 @@ def test_reports_endpoint_by_accept_and_token(gateway: Any, redis_server: RedisS
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = orjson.loads(r.content)
     assert body["schema"] == "shadowgate.report/1" and body["deployment"] == "breast-cancer"
+    rollout = body["rollout"]  # the rollout's state and decisions are part of the report
+    assert (rollout["candidate"], rollout["status"], rollout["stage"]) == (
+        "bc-gbt:1", "running", "shadow")
+    assert [d["action"] for d in rollout["decisions"]][:1] == ["start"]
     html = client.get("/reports/breast-cancer?since=1h", headers=auth)
     assert html.headers["content-type"].startswith("text/html") and "<svg" in html.text
+    assert "Rollout of bc-gbt:1" in html.text
     assert client.get("/reports/nope", headers=auth).status_code == 404
     bad = client.get("/reports/breast-cancer?since=yesterday", headers=auth)
     assert bad.status_code == 400 and "since" in bad.json()["error"]
