@@ -40,12 +40,13 @@ from gateway.rollout.webhook import Webhook
 from gateway.runtime import Runtime
 from gateway.serving import Serving
 from gateway.settings import Settings
-from gateway.web import feedback, inference, meta, openapi
+from gateway.web import admin, feedback, inference, meta, openapi, reports
 from gateway.web.auth import Guard
 from gateway.web.drain import Drain
 from gateway.web.errors import HANDLERS
 from gateway.web.middleware import AccessLogMiddleware, RequestIdMiddleware
 from gateway.web.ratelimit import RateLimiter
+from gateway.web.reports import ReportCache
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             stack.push_async_callback(serving.close, settings.shutdown_timeout_s / 2)
             states = await initial_states(plog.redis, config)
             snapshot = await serving.apply(config, states)
-            runtime = Runtime(settings, metrics, serving, redis=plog.redis)
+            runtime = Runtime(settings, metrics, serving, redis=plog.redis, redis_url=plog.url)
             if guard.inference_needs_token:
                 runtime.inference_check = functools.partial(guard.check, "inference")
             if config.path is not None:
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             if runtime.reloader is not None and settings.watch_config:
                 await start_watching(stack, runtime.reloader)
             app.state.runtime = runtime
+            app.state.report_cache = ReportCache()
             stack.callback(runtime.access.flush)  # the access lines still waiting
             if serve_grpc and settings.grpc_port:
                 await start_grpc(stack, runtime)
@@ -151,7 +153,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                      len(snapshot.deployments), len(snapshot.workers))
             yield
 
-    routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes]
+    routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes,
+                         *reports.routes, *admin.routes]
     middleware = [Middleware(RequestIdMiddleware)]
     if settings.access_log != "off":  # the inference fast path writes its own lines
         middleware.append(Middleware(AccessLogMiddleware))
