@@ -44,8 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="ISO time (UTC; a date means its midnight) or "
                         "relative to now (30m, 24h, 7d)")
     export.add_argument("--until", help="same forms as --since; exclusive")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--output", "-o", help="file to write (default or '-': stdout)")
+    export.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl",
+                        help="parquet: a directory DIR/deployment=NAME/date=YYYY-MM-DD/, whole "
+                        "UTC days, each day's files replaced as a whole")
+    export.add_argument("--output", "-o", help="file to write (default or '-': stdout); for "
+                        "parquet the directory (required)")
+    export.add_argument("--config", type=Path, help="parquet: names input columns by the "
+                        "champion card's features (SHADOWGATE_CONFIG, default "
+                        "config/example.yaml when it exists)")
     export.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
     report = sub.add_parser("report", help="compare a deployment's candidates with its "
                             "champion: verdict, statistics, business impact")
@@ -213,23 +219,79 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace, settings: Settings) -> tuple[str, ...]:
+    """The champion card's feature names for a Parquet export; raises ValueError when a config
+    named by --config or SHADOWGATE_CONFIG cannot say them."""
+    from gateway.analysis.parquet import champion_features
+    from gateway.config.load import load
+
+    explicit = args.config is not None or "SHADOWGATE_CONFIG" in os.environ
+    if not explicit and not settings.config.is_file():
+        print(f"shadowgate export: no config ({settings.config}): input columns are named "
+              "in.<tensor>.<j>; give --config to name them by feature", file=sys.stderr)
+        return ()
+    try:
+        return champion_features(load(settings.config), args.deployment)
+    except ConfigError as exc:
+        raise ValueError(f"config {settings.config}: {'; '.join(exc.errors)}") from None
+    except KeyError as exc:
+        if explicit:
+            raise ValueError(str(exc.args[0])) from None
+        print(f"shadowgate export: {exc.args[0]}: input columns are named in.<tensor>.<j>",
+              file=sys.stderr)
+        return ()
+
+
+def _parquet_summary(result: Any, output: str) -> str:
+    days = ", ".join(f"{day} ({rows:,} rows)" for day, rows in result.written.items())
+    text = f"exported {result.records} record(s) to {output}: {days or 'no day'}"
+    if result.kept:
+        kept = ", ".join(f"{day} ({rows:,} rows)" for day, rows in result.kept.items())
+        text += (f"; kept the archived {kept}: the stream holds fewer of their records now "
+                 "(retention)")
+    return text
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.predlog.export import check_parquet_output, run_export, window
+
+    settings = Settings.from_env(redis_url=args.redis_url, state_dir=args.state_dir,
+                                 **({"config": args.config} if args.config else {}))
+    features: tuple[str, ...] = ()
+    if args.format == "parquet":  # fail on arguments before starting anything
+        try:
+            window(args.since, args.until, 0.0)
+            check_parquet_output(args.output)
+            features = _features(args, settings)
+            import gateway.predlog.parquet  # noqa: F401  (pyarrow is an extra)
+        except ValueError as exc:
+            print(f"shadowgate export: {exc}", file=sys.stderr)
+            return 2
+        except ImportError as exc:
+            print(f"shadowgate export: --format parquet needs pyarrow ({exc}): pip install "
+                  "'shadowgate[parquet]'", file=sys.stderr)
+            return 1
     from redis.exceptions import RedisError
 
-    from gateway.predlog.export import run_export
-
-    settings = Settings.from_env(redis_url=args.redis_url, state_dir=args.state_dir)
     try:
         with redis_url(settings) as url:
-            count = run_export(url, args.deployment, args.since, args.until, args.format,
-                               args.output)
+            if args.format == "parquet":
+                from gateway.predlog.export import run_parquet_export
+
+                result = run_parquet_export(url, args.deployment, args.since, args.until,
+                                            args.output, features)
+                summary = _parquet_summary(result, args.output)
+            else:
+                count = run_export(url, args.deployment, args.since, args.until, args.format,
+                                   args.output)
+                summary = f"exported {count} record(s)"
     except ValueError as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 1
-    print(f"exported {count} record(s)", file=sys.stderr)
+    print(summary, file=sys.stderr)
     return 0
 
 
