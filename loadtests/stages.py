@@ -26,9 +26,9 @@ class Stages:
         self.wall[name] += time.perf_counter() - wall0
         self.cpu[name] += time.thread_time() - cpu0
 
-    def wrap(self, module: ModuleType, attr: str, name: str) -> None:
+    def wrap(self, module: ModuleType | type, attr: str, name: str) -> None:
         """Time every call of ``module.attr`` (a function, coroutine function, async generator
-        function or generator function) as stage ``name``."""
+        function or generator function; or a class's method) as stage ``name``."""
         fn = getattr(module, attr)
         import inspect
 

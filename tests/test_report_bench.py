@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.analysis.parquet import champion_features
+from gateway.analysis.report import build_report
 from gateway.config.load import load
 from gateway.predlog.parquet import export_parquet
 from tests.analysis.test_parquet import assert_same_report
@@ -20,6 +21,7 @@ LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"
 sys.path.insert(0, str(LOADTESTS))
 
 import report_bench  # noqa: E402
+from redis_fast import FastRedisSource  # noqa: E402
 
 
 async def test_both_sources_hold_the_same_records_in_the_exporters_layout(
@@ -33,6 +35,16 @@ async def test_both_sources_hold_the_same_records_in_the_exporters_layout(
     assert from_redis.traffic.records == 600 and from_redis.traffic.labelled == labels
     assert {c.model for c in from_redis.candidates} == {"bc-gbt:1", "bc-rf:1"}
     assert_same_report(from_parquet, from_redis)
+    # The prototype source of loadtests/redis_fast.py, with pages and batches that do not align.
+    redis = Redis.from_url(redis_server.url)
+    try:
+        fast = FastRedisSource(redis, report_bench.DEPLOYMENT, since=None, until=None, page=64,
+                               batch=150)
+        got = await build_report(loaded, report_bench.DEPLOYMENT, fast, now=report_bench.START)
+    finally:
+        await redis.aclose()
+    assert fast.stats.entries == 600 and fast.stats.records == 600
+    assert_same_report(got, from_redis)
     # What the exporter writes for the records in Redis has the bench's columns and types.
     redis = Redis.from_url(redis_server.url)
     try:
