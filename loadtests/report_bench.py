@@ -435,6 +435,12 @@ def timed_stages(kind: str) -> tuple[Stages, list[str]]:
         steps = [(parquet, "whole_records", "DuckDB: scan and map a batch"),
                  (parquet, "to_batch", "to_batch (Arrow -> Batch)")]
     steps.append((report, "assemble", "assemble (statistics, document)"))
+    from gateway.analysis import ab, calls, drift, paired
+
+    steps += [(calls.TrafficAccumulator, "add", "  traffic accumulator"),
+              (drift.DriftAccumulator, "add", "  drift accumulator"),
+              (paired.PairAccumulator, "add", "  paired accumulators"),
+              (ab.ABAccumulator, "add", "  A/B accumulators")]
     for module, attr, name in steps:
         timers.wrap(module, attr, name)
     return timers, [name for _, _, name in steps]
@@ -458,15 +464,16 @@ def child(kind: str, target: str, profile: str | None) -> int:
     else:
         report = asyncio.run(build(kind, target, loaded, timers))
     wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
-    inside = [n for n in order if not n.startswith("assemble")]
+    assemble = next(n for n in order if n.startswith("assemble"))
+    accumulators = [n for n in order if n.startswith("  ")]
+    inside = [n for n in order if n != assemble and n not in accumulators]
     for what, total in (("wall", timers.wall), ("cpu", timers.cpu)):
         total["source: the rest (filter, dedup, plan)"] = total["source"] - sum(
             total[n] for n in inside)
         spent = wall if what == "wall" else cpu
-        total["accumulators (build_report's loop)"] = (
-            spent - total["source"] - total[order[-1]])
+        total["accumulators (build_report's loop)"] = spent - total["source"] - total[assemble]
     order = [*inside, "source: the rest (filter, dedup, plan)",
-             "accumulators (build_report's loop)", order[-1]]
+             "accumulators (build_report's loop)", *accumulators, assemble]
     print(json.dumps({"records": report.traffic.records, "wall_s": wall, "cpu_s": _cpu(),
                       "rss_mib": peak_rss_mib(),
                       "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
