@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", "-o", help="file to write (default or '-': stdout)")
     report.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
     report.add_argument("--state-dir", type=Path)
+    report.add_argument("--parquet", type=Path, metavar="DIR", help="read the Parquet archive "
+                        "under DIR (shadowgate export --format parquet) instead of Redis")
     demo = sub.add_parser("demo", help="start a gateway, send the bundled held-out rows and "
                           "their labels, write the comparison report (about a minute)")
     demo.add_argument("--config", type=Path, default=Path("config/example.yaml"))
@@ -296,8 +298,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Read the window's records (Redis), build the report, write it; exit 1 on a problem
-    with the config or Redis, 2 on bad arguments."""
+    """Read the window's records (Redis, or the Parquet archive with --parquet), build the
+    report, write it; exit 1 on a problem with the config, Redis or the files, 2 on bad
+    arguments."""
     import asyncio
     import time
 
@@ -331,6 +334,9 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"(deployments: {names})", file=sys.stderr)
         return 2
 
+    if args.parquet is not None:
+        return _report_from_parquet(args, loaded, since, until, now)
+
     async def build(url: str) -> str:
         redis = Redis.from_url(url)
         try:
@@ -353,6 +359,37 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"shadowgate report: {exc}", file=sys.stderr)
         return 1
     return _write(text, args.out)
+
+
+def _report_from_parquet(args: argparse.Namespace, loaded: LoadedConfig, since: float | None,
+                         until: float | None, now: float) -> int:
+    """``report --parquet DIR``: exit 2 when DIR holds no archive of the deployment, 1 when
+    its files cannot be read. The deployment is taken as configured: a rollout's stage lives
+    in Redis, and an archive may span several stages."""
+    import asyncio
+
+    from gateway.reports import render
+
+    try:
+        import duckdb
+        import pyarrow
+
+        from gateway.analysis.parquet import report_from_parquet
+    except ImportError as exc:
+        print(f"shadowgate report: --parquet needs pyarrow and duckdb ({exc}): pip install "
+              "'shadowgate[parquet]'", file=sys.stderr)
+        return 1
+    try:
+        report = asyncio.run(report_from_parquet(
+            loaded, args.deployment, args.parquet, since=since, until=until,
+            candidate=args.candidate, progress=True, now=now))
+    except (OSError, duckdb.Error, pyarrow.ArrowException) as exc:  # first: pyarrow's
+        print(f"shadowgate report: --parquet {args.parquet}: {exc}", file=sys.stderr)
+        return 1  # ArrowInvalid (a file that is not Parquet) is a ValueError too
+    except ValueError as exc:
+        print(f"shadowgate report: --parquet: {exc}", file=sys.stderr)
+        return 2
+    return _write(render(report, args.format), args.out)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

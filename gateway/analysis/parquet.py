@@ -28,6 +28,7 @@ it. The files stay plain Parquet written by pyarrow, for any other engine.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from gateway.analysis.batch import (
     ModelColumns,
 )
 from gateway.analysis.decode import Layout
+from gateway.analysis.document import Report
 from gateway.analysis.plan import card_of, plan_for
 from gateway.analysis.sources import SourceStats, no_cyclic_gc
 from gateway.config.load import LoadedConfig
@@ -309,7 +311,7 @@ class ParquetSource:
             self.stats.entries += batch.records
             self.stats.records += batch.records
             if self.progress is not None:
-                self.progress(batch.records)
+                self.progress(batch.rows)
             yield batch
 
     def _scan(self, files: list[Path], query: Query) -> Iterator[pa.RecordBatch]:
@@ -359,3 +361,34 @@ def parquet_source(loaded: LoadedConfig, directory: Path | str, deployment: str,
                          "parquet` writes)")
     return ParquetSource(directory, deployment, since=since, until=until, features=features,
                          progress=progress)
+
+
+def archived_rows(files: Sequence[Path]) -> int:
+    """Rows in the files, from their footers (for a progress bar's total)."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+async def report_from_parquet(loaded: LoadedConfig, deployment: str, directory: Path | str, *,
+                              since: float | None, until: float | None,
+                              candidate: str | None = None, progress: bool = False,
+                              now: float | None = None) -> Report:
+    """The report of ``deployment`` over its Parquet archive under ``directory``;
+    ``progress`` shows a bar on stderr (a terminal only) when reading takes over a second.
+    Raises ValueError when there is no archive of the deployment there."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    from gateway.analysis.report import build_report
+    from gateway.analysis.run import PROGRESS_DELAY_S
+
+    source = parquet_source(loaded, directory, deployment, since=since, until=until)
+    bar = None
+    if progress and sys.stderr.isatty():
+        bar = tqdm(total=archived_rows(source.files()), unit="row", file=sys.stderr,
+                   delay=PROGRESS_DELAY_S, desc=f"reading {deployment}")
+        source.progress = bar.update
+    try:
+        return await build_report(loaded, deployment, source, since=since, until=until,
+                                  candidate=candidate, now=now)
+    finally:
+        if bar is not None:
+            bar.close()
