@@ -250,3 +250,14 @@ def test_a_bad_deployment_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected letters, digits"):
         run_parquet_export("redis://127.0.0.1:1/0", "../up", None, None, str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_days_beyond_the_open_limit_are_closed_and_continued_in_a_new_part(
+        tmp_path: Path) -> None:
+    writer = DayWriter(tmp_path, DEP, max_open=1)  # a replay: days interleaved
+    for i in range(6):
+        writer.add([(make_record(f"r{i}", T0 + (i % 2) * DAY), None)])
+    assert writer.commit().written == {"2023-11-14": 3, "2023-11-15": 3}
+    assert tree(tmp_path) == [f"deployment=bc/date={day}/part-{n}.parquet"
+                              for day in ("2023-11-14", "2023-11-15") for n in range(3)]
+    assert sorted(r["request_id"] for r in table(tmp_path)) == [f"r{i}" for i in range(6)]
