@@ -113,9 +113,11 @@ class Query:
     outcomes: list[str] = field(default_factory=list)  # layout outcome of column o<i>
     models: list[str] = field(default_factory=list)  # model key of columns s<i>, r<i>, ...
     inputs: bool = False
+    keys: bool = False  # the routing-key hashes as text (Batch.keys), for canary splits
 
     @classmethod
-    def plan(cls, schema: pa.Schema, layout: Layout, features: Sequence[str]) -> Query:
+    def plan(cls, schema: pa.Schema, layout: Layout, features: Sequence[str],
+             keys: bool = True) -> Query:
         names = set(schema.names)
 
         def have(name: str) -> str | None:
@@ -150,6 +152,9 @@ class Query:
             if column is not None:
                 q.select.append(f"{_q(column)}::DOUBLE AS o{len(q.outcomes)}")
                 q.outcomes.append(name)
+        if keys:
+            q.select.append("key_hash")
+            q.keys = True
         inputs = _inputs(names, features, layout.features)
         if inputs:
             q.select.append(f"{_floats(inputs)} AS inputs")
@@ -236,6 +241,9 @@ def to_batch(rb: pa.RecordBatch, query: Query, layout: Layout) -> Batch:
         truth_value=np.full(n, np.nan) if k else _numpy(rb, "truth_value", np.float64),
         inputs=(_matrix(rb, "inputs", layout.features) if query.inputs else
                 np.full((n, layout.features), np.nan, np.float32)))
+    if query.keys:
+        hashes = rb.column("key_hash")
+        batch.keys = hashes.to_pylist() if whole else hashes.take(starts).to_pylist()
     for i, name in enumerate(query.outcomes):
         batch.outcomes[name] = rec_level(f"o{i}", np.float64)
     for i, key in enumerate(query.models):
@@ -277,19 +285,22 @@ class ParquetSource:
     """A deployment's records in a Parquet archive directory (see the module docstring).
 
     ``features``: the champion card's feature names (the ``in.<feature>`` columns; without
-    them the report gets no inputs); ``threads``: DuckDB's (default: one per core).
+    them the report gets no inputs); ``keys``: give the batches their routing-key hashes
+    (Python strings, a cost per record that only canary splits need); ``threads``: DuckDB's
+    (default: one per core).
     """
 
     name = "parquet"
 
     def __init__(self, directory: Path | str, deployment: str, *, since: float | None,
-                 until: float | None, features: Sequence[str] = (),
+                 until: float | None, features: Sequence[str] = (), keys: bool = True,
                  batch_rows: int = BATCH_ROWS, threads: int | None = None,
                  progress: Callable[[int], None] | None = None) -> None:
         self.directory = Path(directory)
         self.deployment = deployment
         self.since, self.until = since, until
         self.features = tuple(features)
+        self.keys = keys
         self.batch_rows, self.threads = batch_rows, threads
         self.progress = progress
         self.stats = SourceStats()
@@ -304,7 +315,7 @@ class ParquetSource:
             return
         schema = pa.unify_schemas([pq.read_schema(f) for f in files],
                                   promote_options="permissive")
-        query = Query.plan(schema, layout, self.features)
+        query = Query.plan(schema, layout, self.features, self.keys)
         for rb in whole_records(self._scan(files, query)):
             with no_cyclic_gc():
                 batch = to_batch(rb, query, layout)
@@ -354,13 +365,14 @@ def parquet_source(loaded: LoadedConfig, directory: Path | str, deployment: str,
     """The source for ``shadowgate report --parquet DIR``: raises ValueError when ``directory``
     holds no archive of ``deployment``, KeyError for a deployment not in the config."""
     features = champion_features(loaded, deployment)
+    canaries = bool(plan_for(loaded, deployment).canary_weights)
     root = Path(directory) / f"deployment={deployment}"
     if not root.is_dir():
         raise ValueError(f"{directory}: no Parquet archive of {deployment!r} (expected "
                          f"{root}/date=YYYY-MM-DD/*.parquet, as `shadowgate export --format "
                          "parquet` writes)")
     return ParquetSource(directory, deployment, since=since, until=until, features=features,
-                         progress=progress)
+                         keys=canaries, progress=progress)
 
 
 def archived_rows(files: Sequence[Path]) -> int:

@@ -29,6 +29,7 @@ from gateway.config.load import LoadedConfig, load
 from gateway.predlog import keys
 from gateway.predlog.parquet import DayWriter, export_parquet
 from gateway.predlog.record import STREAM_FIELD
+from tests import helpers
 from tests.analysis.synthetic import Candidate, World, generate
 from tests.helpers import ROOT
 from tests.redis_fixture import RedisServer
@@ -141,8 +142,9 @@ async def read(source: ParquetSource, layout: Layout = LAYOUT) -> list[Batch]:
 
 
 def assert_same_batch(got: Batch, want: Batch) -> None:
+    assert got.keys == want.keys
     for f in fields(Batch):
-        if f.name in ("outcomes", "models"):
+        if f.name in ("outcomes", "models", "keys"):
             continue
         a, b = getattr(got, f.name), getattr(want, f.name)
         assert a.dtype == b.dtype, f.name
@@ -278,28 +280,42 @@ async def r(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+CANARY_CONFIG = helpers.config([{
+    "name": DEP, "champion": "bc-logreg", "canaries": [{"model": "bc-gbt", "weight": 20}],
+    "shadows": [{"model": "bc-rf"}], "outcomes": [{"name": "converted", "missing": 0}],
+    "decision": {"positive_class": "malignant", "values": {"true_positive": 40,
+                                                          "false_positive": -15}}}])
+
+
+@pytest.mark.parametrize("canary", [False, True], ids=["shadows", "canary"])
 async def test_reports_from_redis_and_from_its_parquet_export_are_equal(
-        r: Redis, tmp_path: Path, example: LoadedConfig) -> None:
+        r: Redis, tmp_path: Path, example: LoadedConfig, canary: bool) -> None:
+    loaded = helpers.loaded(CANARY_CONFIG) if canary else example
     world = World(records=1500, labelled=0.3, start=T0, rate=0.01, seed=3, candidates=[
-        Candidate("bc-gbt", fix=0.4), Candidate("bc-rf", flip=0.1, fail=0.02)])
+        Candidate("bc-gbt", fix=0.4, canary=20.0 if canary else 0.0, lift=0.2),
+        Candidate("bc-rf", flip=0.1, fail=0.02)])
     payloads, feedback = generate(world)
     pipe = r.pipeline(transaction=False)
     for payload in payloads:
         pipe.xadd(keys.pairs(DEP), {STREAM_FIELD: payload})
     pipe.hset(keys.feedback(DEP), mapping={k: orjson.dumps(
-        {"label": f.label, "ts": f.received - 30, "received": f.received})
-        for k, f in feedback.items()})
+        {"label": f.label, "outcomes": dict(f.outcomes), "ts": f.received - 30,
+         "received": f.received}) for k, f in feedback.items()})
     await pipe.execute()
-    features = champion_features(example, DEP)
+    features = champion_features(loaded, DEP)
     result = await export_parquet(r, DEP, tmp_path, since=None, until=None, features=features)
     assert result.records == 1500 and len(result.written) == 3  # 1500 x 100 s: 3 UTC days
     for since, until in ((None, None), (T0 + 20_000, T0 + 120_000)):
         redis_source = RedisSource(r, DEP, since=since, until=until)
-        want = await build_report(example, DEP, redis_source, since=since, until=until, now=T0)
-        source = parquet_source(example, tmp_path, DEP, since=since, until=until)
-        got = await build_report(example, DEP, source, since=since, until=until, now=T0)
+        want = await build_report(loaded, DEP, redis_source, since=since, until=until, now=T0)
+        source = parquet_source(loaded, tmp_path, DEP, since=since, until=until)
+        assert source.keys == canary  # routing keys as text only where a split needs them
+        got = await build_report(loaded, DEP, source, since=since, until=until, now=T0)
         assert got.traffic.records == redis_source.stats.records > 0
         assert got.traffic.labelled > 0 and got.drift
+        if canary:
+            ab = got.candidates[0].ab if got.candidates[0].model == "bc-gbt:1" else None
+            assert ab is not None and ab.outcomes
         assert_same_report(got, want)
 
 
