@@ -351,7 +351,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             names = [d.name for d in loaded.config.deployments if d.rollout is not None]
             served = with_rollouts(loaded, await load_states(redis, names))
             report = await report_from_redis(
-                served, args.deployment, redis, since=since, until=until,
+                served, args.deployment, url, since=since, until=until,
                 candidate=args.candidate, progress=True, now=now)
             report = await with_rollout(report, loaded, redis)
         finally:

@@ -21,7 +21,8 @@ memory under 2 GB.
 
 Run: ``python loadtests/report_bench.py [--redis-records 1000000] [--parquet-records
 10000000] [--days 5] [--keep DIR] [--profile] [--fast-redis]``; 0 skips a case.
-``--fast-redis`` also runs the prototype source of loadtests/redis_fast.py on the same data.
+``--one-process`` also reads the Redis stream in one process (as a short stream is read), to
+compare with the worker processes a long stream gets.
 Generated data lives in a temporary directory deleted at the end (``--keep DIR`` keeps it
 there instead). Exit status 0 when every case ran and met its bars, 1 otherwise.
 """
@@ -82,7 +83,7 @@ LABELLED = 0.10
 START = 1_800_000_000.0  # 2027-01-15
 CHUNK = 250_000
 USERS = 100_000
-BARS = {"redis": (30.0, 1024.0), "redis-fast": (30.0, 1024.0),
+BARS = {"redis": (30.0, 1024.0), "redis-one": (30.0, 1024.0),
         "parquet": (60.0, 2048.0)}  # seconds, MiB
 
 
@@ -370,17 +371,11 @@ def write_parquet(directory: Path, total: int, days: float, seed: int) -> int:
 
 def source_of(kind: str, target: str, loaded: Any) -> Any:
     """The report's source: ``target`` is a Redis URL or the archive directory."""
-    if kind == "redis":
-        from redis.asyncio import Redis
+    if kind in ("redis", "redis-one"):
+        from gateway.analysis.slices import SliceSource
 
-        from gateway.analysis.sources import RedisSource
-
-        return RedisSource(Redis.from_url(target), DEPLOYMENT, since=None, until=None)
-    if kind == "redis-fast":
-        from redis.asyncio import Redis
-        from redis_fast import FastRedisSource
-
-        return FastRedisSource(Redis.from_url(target), DEPLOYMENT, since=None, until=None)
+        return SliceSource(target, DEPLOYMENT, since=None, until=None,
+                           workers=1 if kind == "redis-one" else None)
     from gateway.analysis.parquet import parquet_source
 
     return parquet_source(loaded, target, DEPLOYMENT, since=None, until=None)
@@ -415,22 +410,17 @@ class TimedSource:
 
 def timed_stages(kind: str) -> tuple[Stages, list[str]]:
     """Timers around the report's steps (see stages.py); the order to print them in."""
-    from gateway.analysis import parquet, report, sources
+    from gateway.analysis import parquet, report, slices
 
     timers = Stages()
     steps: list[tuple[Any, str, str]]
     if kind == "redis":
-        steps = [(sources, "iter_raw_pages", "XRANGE: read and parse a page"),
-                 (sources, "decode_page", "decode_page (msgspec)"),
-                 (sources, "get_feedback", "HMGET: feedback of a page"),
-                 (sources, "to_batch", "to_batch (records -> columns)")]
-    elif kind == "redis-fast":
-        import redis_fast
-
-        steps = [(redis_fast.FastRedisSource, "pages", "XRANGE: wait for a page (prefetched)"),
-                 (redis_fast, "decode_page", "decode_page (msgspec)"),
-                 (redis_fast, "get_feedback", "HMGET: feedback of a batch"),
-                 (redis_fast, "to_batch", "to_batch (records -> columns)")]
+        steps = [(slices.SliceSource, "batches", "worker processes: read, decode, columns")]
+    elif kind == "redis-one":
+        steps = [(slices, "_command", "XRANGE: read a page"),
+                 (slices, "decode_page", "decode_page (msgspec)"),
+                 (slices, "_feedback", "HMGET: feedback of a batch"),
+                 (slices, "to_batch", "to_batch (records -> columns)")]
     else:
         steps = [(parquet, "whole_records", "DuckDB: scan and map a batch"),
                  (parquet, "to_batch", "to_batch (Arrow -> Batch)")]
@@ -618,8 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="then run each report again under cProfile (kept next to the data "
                         "with --keep) and print its heaviest functions")
-    parser.add_argument("--fast-redis", action="store_true",
-                        help="also run the prototype source of redis_fast.py on the same data")
+    parser.add_argument("--one-process", action="store_true",
+                        help="also read the Redis stream in one process (no worker processes)")
     parser.add_argument("--child", choices=list(BARS), help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -641,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
                                  str(work / "redis.prof") if args.profile else None)
             lines.append(line)
             ok &= good
-            if args.fast_redis:
-                line, good = measure("redis-fast", server.url, None)
+            if args.one_process:
+                line, good = measure("redis-one", server.url, None)
                 lines.append(line)
             server.stop()
             server = None

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from gateway.analysis.parquet import champion_features
 from gateway.analysis.report import build_report
+from gateway.analysis.slices import SliceSource
 from gateway.config.load import load
 from gateway.predlog.parquet import export_parquet
 from tests.analysis.test_parquet import assert_same_report
@@ -21,7 +22,6 @@ LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"
 sys.path.insert(0, str(LOADTESTS))
 
 import report_bench  # noqa: E402
-from redis_fast import FastRedisSource  # noqa: E402
 
 
 async def test_both_sources_hold_the_same_records_in_the_exporters_layout(
@@ -35,16 +35,15 @@ async def test_both_sources_hold_the_same_records_in_the_exporters_layout(
     assert from_redis.traffic.records == 600 and from_redis.traffic.labelled == labels
     assert {c.model for c in from_redis.candidates} == {"bc-gbt:1", "bc-rf:1"}
     assert_same_report(from_parquet, from_redis)
-    # The prototype source of loadtests/redis_fast.py, with pages and batches that do not align.
-    redis = Redis.from_url(redis_server.url)
-    try:
-        fast = FastRedisSource(redis, report_bench.DEPLOYMENT, since=None, until=None, page=64,
-                               batch=150)
-        got = await build_report(loaded, report_bench.DEPLOYMENT, fast, now=report_bench.START)
-    finally:
-        await redis.aclose()
-    assert fast.stats.entries == 600 and fast.stats.records == 600
-    assert_same_report(got, from_redis)
+    # The stream read by worker processes in slices, batches not aligned with pages, and read
+    # in one process: the same report.
+    for workers in (2, 1):
+        sliced = SliceSource(redis_server.url, report_bench.DEPLOYMENT, since=None, until=None,
+                             workers=workers, parallel_from=1, batch=150)
+        got = await build_report(loaded, report_bench.DEPLOYMENT, sliced,
+                                 now=report_bench.START)
+        assert sliced.stats.entries == 600 and sliced.stats.records == 600, workers
+        assert_same_report(got, from_redis)
     # What the exporter writes for the records in Redis has the bench's columns and types.
     redis = Redis.from_url(redis_server.url)
     try:
