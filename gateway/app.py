@@ -84,7 +84,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
                tune_gc: bool = False, handle_signals: bool = False, serve_grpc: bool = False,
-               clock: Callable[[], float] = time.time) -> Starlette:
+               clock: Callable[[], float] = time.time,
+               timer: Callable[[], float] = time.perf_counter) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
     ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
     ``settings.grpc_port`` (unless 0) from the lifespan, in this process and event loop.
     The three are for a process that serves this app only: ``shadowgate serve`` sets them
     (an embedder that sets ``serve_grpc`` owns that port). ``clock``: the wall clock of
-    records and rollouts (tests move it).
+    records and rollouts; ``timer``: the monotonic clock of latencies (tests move or
+    replace both).
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -114,7 +116,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             plog = await stack.enter_async_context(
                 open_prediction_log(settings, config, metrics, sink))
             serving = Serving(metrics, plog.sink, grace_s=settings.shutdown_timeout_s,
-                              transport=transport, clock=clock)
+                              transport=transport, clock=clock, timer=timer)
             stack.push_async_callback(serving.close, settings.shutdown_timeout_s / 2)
             states = await initial_states(plog.redis, config)
             snapshot = await serving.apply(config, states)
