@@ -109,7 +109,7 @@ main()
 '''
 
 KSERVE_LAUNCHER = '''"""KServe: one ONNX model, a minimal custom model (by peers.py)."""
-import argparse, logging, sys
+import argparse, logging, sys, uuid
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
@@ -154,16 +154,20 @@ class OnnxModel(Model):
     async def predict(self, payload, headers=None, response_headers=None):
         batch = payload.inputs[0].as_numpy().astype(np.float32, copy=False)
         results = self.session.run([n for n, _ in self.outs], {self.in_name: batch})
-        return InferResponse(model_name=self.name, response_id=payload.id, infer_outputs=[
+        return InferResponse(model_name=self.name, response_id=payload.id or str(uuid.uuid4()),
+                             infer_outputs=[
             InferOutput(name=n, shape=list(v.shape), datatype=t, data=v.ravel().tolist())
             for (n, t), v in zip(self.outs, results)])
 
 
 server = ModelServer()
-access = logging.getLogger("uvicorn.access")  # access log off
-access.handlers.clear()
-access.propagate = False
-access.disabled = True
+# Access logs off: uvicorn's, and kserve.trace, which KServe's timing middleware writes a
+# line to for every request (the middleware itself stays: it is part of KServe).
+for name in ("uvicorn.access", "kserve.trace"):
+    access = logging.getLogger(name)
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True
 server.start([OnnxModel(args.name, args.model)])
 '''
 
