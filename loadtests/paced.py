@@ -147,5 +147,5 @@ def _run(spec: LoadSpec, timed: bool) -> tuple[LoadResult, list[tuple[int, int]]
     cpu_before = time.process_time()
     with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         tally = runner.run(_measure(spec, timed))
-    times = list(zip(tally.done_ns or [], tally.latencies_ns, strict=True))
+    times = list(zip(tally.done_ns or [], tally.latencies_ns, strict=True)) if timed else []
     return result(tally, time.process_time() - cpu_before), times
