@@ -213,7 +213,7 @@ class MirrorSpec(Strict):
     queue_size: Annotated[int, Field(ge=1)] = 10_000
     max_batch: Annotated[int, Field(ge=1, le=4096)] = 64
     max_wait_ms: Annotated[float, Field(ge=0)] = Field(
-        20.0, description="how long a micro-batch may gather after its first job (it goes "
+        50.0, description="how long a micro-batch may gather after its first job (it goes "
         "as soon as max_batch jobs are there)")
     cpu_budget: Annotated[float, Field(gt=0, le=1024)] | None = Field(
         0.5, description="cores: CPU seconds per second that all local (ONNX) shadow batches "
