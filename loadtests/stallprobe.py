@@ -71,6 +71,7 @@ class Probe:
         self.gcs: list[tuple[float, float, int]] = []  # (start, duration, generation)
         self._gc_start = 0.0
         self.ticks = 0
+        self.requests = 0  # HTTP requests that reached the app (ProbedApp counts them)
         self.self_path = "/proc/thread-self/schedstat"
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
@@ -84,6 +85,7 @@ class Probe:
         gc.callbacks.append(self._on_gc)
         main_tid = str(threading.get_native_id())
         last = time.perf_counter()
+        seen = self.requests
         run0, wait0 = _schedstat(self.self_path)
         threads = _threads()
         try:
@@ -105,6 +107,7 @@ class Probe:
                         "on_cpu_ms": round(on_cpu / 1e6, 2),
                         "runnable_ms": round(runnable / 1e6, 2),
                         "blocked_ms": round(max(0.0, elapsed - on_cpu - runnable) / 1e6, 2),
+                        "requests": self.requests - seen,
                         "gc": [(round(d * 1000, 2), g) for s, d, g in self.gcs[-20:]
                                if s + d >= last and s <= now],
                         "other_threads_cpu_ms": {k: v for k, v in others.items() if v > 0},
@@ -112,7 +115,7 @@ class Probe:
                     threads = after
                 elif self.ticks % 200 == 0:
                     threads = _threads()
-                run0, wait0, last = run1, wait1, now
+                run0, wait0, last, seen = run1, wait1, now, self.requests
         finally:
             gc.callbacks.remove(self._on_gc)
             long_gcs = [(round(d * 1000, 2), g) for _, d, g in self.gcs if d > 0.002]
@@ -132,6 +135,8 @@ class ProbedApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
+            if scope["type"] == "http":
+                self.probe.requests += 1
             await self.app(scope, receive, send)
             return
 
@@ -258,8 +263,13 @@ def summarise(stalls: list[dict[str, Any]], seconds: float) -> str:
                 threads[base] = threads.get(base, 0.0) + cpu
         top = ", ".join(f"{t} {v:.1f} ms" for t, v in sorted(threads.items(),
                                                                key=lambda kv: -kv[1])[:4])
+        cpu = sum(s["on_cpu_ms"] for s in group)
+        served = sum(s.get("requests", 0) for s in group)
+        per = f"{1000 * cpu / served:.0f} us of CPU each" if served else "-"
         lines.append(f"  {name:<24} {len(group):4d}  median {ms[len(ms) // 2]:6.1f} ms  "
                      f"max {ms[-1]:6.1f} ms  with a GC pass {with_gc}  other threads: {top}")
+        lines.append(f"  {'':<24} requests that arrived in these stalls: {served} "
+                     f"({served / len(group):.1f} a stall; {per})")
     return "\n".join(lines)
 
 
