@@ -40,12 +40,13 @@ from gateway.rollout.webhook import Webhook
 from gateway.runtime import Runtime
 from gateway.serving import Serving
 from gateway.settings import Settings
-from gateway.web import feedback, inference, meta, openapi
+from gateway.web import admin, feedback, inference, meta, openapi, reports
 from gateway.web.auth import Guard
 from gateway.web.drain import Drain
 from gateway.web.errors import HANDLERS
 from gateway.web.middleware import RequestIdMiddleware
 from gateway.web.ratelimit import RateLimiter
+from gateway.web.reports import ReportCache
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             stack.push_async_callback(serving.close, settings.shutdown_timeout_s / 2)
             states = await initial_states(plog.redis, config)
             snapshot = await serving.apply(config, states)
-            runtime = Runtime(settings, metrics, serving, redis=plog.redis)
+            runtime = Runtime(settings, metrics, serving, redis=plog.redis, redis_url=plog.url)
             if guard.inference_needs_token:
                 runtime.inference_check = functools.partial(guard.check, "inference")
             if config.path is not None:
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             if runtime.reloader is not None and settings.watch_config:
                 await start_watching(stack, runtime.reloader)
             app.state.runtime = runtime
+            app.state.report_cache = ReportCache()
             if tune_gc:
                 # Records and shadow jobs are acyclic and die young; what is alive now
                 # (models, config, modules) lives for good. Freezing it and collecting the
@@ -146,7 +148,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                      len(snapshot.deployments), len(snapshot.workers))
             yield
 
-    routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes]
+    routes: list[Any] = [*inference.routes, *feedback.routes, *meta.routes, *openapi.routes,
+                         *reports.routes, *admin.routes]
     return GatewayApp(routes=routes, middleware=[Middleware(RequestIdMiddleware)],
                       exception_handlers=HANDLERS, lifespan=lifespan)
 

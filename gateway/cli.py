@@ -1,4 +1,4 @@
-"""shadowgate serve | validate | export | report | demo."""
+"""shadowgate serve | validate | export | report | demo | rollout | reload."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli_admin import add_commands, cmd_reload, cmd_rollout
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=["html", "json", "md"], default="html")
     demo.add_argument("--passes", type=int, default=5,
                       help="times each held-out row is sent (as different users)")
+    add_commands(sub)
     export.add_argument("--state-dir", type=Path)
     return parser
 
@@ -246,6 +248,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from gateway.config.load import load
     from gateway.predlog.export import parse_time
     from gateway.reports import render
+    from gateway.rollout.report import with_rollout
+    from gateway.rollout.store import load_states
+    from gateway.serving import with_rollouts
 
     now = time.time()
     try:
@@ -269,9 +274,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     async def build(url: str) -> str:
         redis = Redis.from_url(url)
         try:
+            # As served now: a rollout's stage shapes the deployment (its canary's weight).
+            names = [d.name for d in loaded.config.deployments if d.rollout is not None]
+            served = with_rollouts(loaded, await load_states(redis, names))
             report = await report_from_redis(
-                loaded, args.deployment, redis, since=since, until=until,
+                served, args.deployment, redis, since=since, until=until,
                 candidate=args.candidate, progress=True, now=now)
+            report = await with_rollout(report, loaded, redis)
         finally:
             await redis.aclose()
         return render(report, args.format)
@@ -354,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         logging.basicConfig(level=logging.WARNING)
         return cmd_demo(args)
+    if args.command == "rollout":
+        return cmd_rollout(args)
+    if args.command == "reload":
+        return cmd_reload(args)
     try:
         settings = Settings.from_env(config=args.config, host=args.host, port=args.port,
                                      workers=args.workers, redis_url=args.redis_url,

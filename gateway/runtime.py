@@ -22,6 +22,7 @@ class Runtime:
     metrics: Metrics
     serving: Serving
     redis: Redis | None = None  # when the prediction log is in Redis
+    redis_url: str | None = None  # ... and where, for readers with their own connection
     reloader: Reloader | None = None  # when the config came from a file
     controller: RolloutController | None = None  # when rollouts can keep state (Redis)
     ready: bool = False

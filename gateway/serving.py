@@ -115,7 +115,9 @@ class Serving:
             else:
                 self.service.snapshot = snapshot  # the swap: one assignment
             self.loaded, self.states = loaded, states
-            self.metrics.config_revision.clear()
+            if old is not None and old.revision != served.revision:
+                # Set to 0 rather than cleared: multiprocess mode cannot clear labels.
+                self.metrics.config_revision.labels(old.revision).set(0)
             self.metrics.config_revision.labels(served.revision).set(1)
             if old is not None:
                 self._retire(old, snapshot, fresh)

@@ -24,9 +24,16 @@ class ABAccumulator:
     champion: str
     canary: str
     outcomes: tuple[OutcomeSpec, ...]
-    arms: dict[int, int] = field(default_factory=lambda: {CHAMPION: 0, CANARY: 0})
+    arms: dict[int, int] = field(default_factory=lambda: {CHAMPION: 0, CANARY: 0})  # requests
+    users: dict[int, set[str]] = field(default_factory=lambda: {CHAMPION: set(), CANARY: set()})
+    keyless: dict[int, int] = field(default_factory=lambda: {CHAMPION: 0, CANARY: 0})
     values: dict[tuple[str, int], MeanVariance] = field(default_factory=dict)
     calls: dict[int, Calls] = field(default_factory=lambda: {CHAMPION: Calls(), CANARY: Calls()})
+
+    def units(self, arm: int) -> int:
+        """Users in an arm: distinct routing keys, plus one per request without a key (the
+        unit that was randomised, so the split check counts it once however often it came)."""
+        return len(self.users[arm]) + self.keyless[arm]
 
     def add(self, batch: Batch) -> None:
         champ = batch.models.get(self.champion)
@@ -39,6 +46,12 @@ class ABAccumulator:
                             & (canary.role == CANARY))
         for arm, mask in arms.items():
             self.arms[arm] += int(mask.sum())
+            if batch.keys is None:
+                self.keyless[arm] += int(mask.sum())
+            else:
+                keys = [batch.keys[i] for i in np.flatnonzero(mask)]
+                self.users[arm].update(k for k in keys if k is not None)
+                self.keyless[arm] += sum(k is None for k in keys)
             served = champ if arm == CHAMPION else canary
             assert served is not None
             self.calls[arm].add(served.status[mask], served.latency_ms[mask])

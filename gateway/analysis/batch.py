@@ -64,6 +64,7 @@ class Batch:
     truth_value: F64  # [N] numeric true label (models without classes), NaN otherwise
     inputs: F32  # [N, F] input features in the report's feature order, NaN when not logged
     models: dict[str, ModelColumns] = field(default_factory=dict)  # "name:version" -> columns
+    keys: list[str | None] | None = None  # [R] routing-key hash (None: no key); None: unknown
 
     @property
     def records(self) -> int:

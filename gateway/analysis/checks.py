@@ -185,11 +185,14 @@ def accuracy(candidate: str, diff: MeanVariance, labelled: int, guard: Guardrail
         sentence += f": worse by more than the {allowed} allowed."
     elif result == "pass":
         sentence += f": not worse by more than the {allowed} allowed."
-    else:
+    elif more:
         sentence += (f". To tell whether it is within the {allowed} allowed, about "
-                     f"{more or 0:,} more labelled requests are needed"
+                     f"{more:,} more labelled requests are needed"
                      + (f" ({words.duration(hours)} at the current rate of labels)."
                         if hours is not None else "."))
+    else:
+        sentence += (f". It sits right at the {allowed} allowed: more labels narrow the "
+                     "interval, but may not settle it; a person should decide.")
     return Check(name="accuracy", kind="guardrail", measured=_num(e.value), bound=-margin,
                  condition=condition, result=result, sentence=sentence)
 

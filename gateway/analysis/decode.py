@@ -184,6 +184,7 @@ def to_batch(records: Sequence[Record], feedback: Mapping[str, Feedback], layout
                             np.int8, count),
         bucket=np.fromiter((r.bucket for r in records), np.int32, count),
         has_key=np.fromiter((r.key_hash is not None for r in records), np.bool_, count),
+        keys=[r.key_hash for r in records],
         label_delay_s=np.full(count, np.nan), outcomes={
             name: np.full(count, np.nan) for name in layout.outcomes},
         rec=np.repeat(np.arange(count, dtype=np.int32), rows_of),

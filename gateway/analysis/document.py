@@ -149,7 +149,7 @@ class Accuracy(Doc):
     mcnemar_p: float | None = None
     auc_difference: Interval | None = None  # DeLong
     log_loss_difference: Interval | None = None
-    labels_needed: int | None = None  # to tell the margin apart from no difference
+    labels_needed: int | None = None  # more labelled requests before the gate can decide
 
 
 class Business(Doc):
@@ -205,6 +205,8 @@ class Outcome(Doc):
 
 
 class SampleRatio(Doc):
+    """The split, counted in users (distinct routing keys; a request without one is a user)."""
+
     expected_share: float
     observed_share: float
     champion: int
@@ -263,6 +265,26 @@ class Traffic(Doc):
     undecodable: int = 0
 
 
+class RolloutDecision(Doc):
+    ts: float
+    action: str  # start, hold, advance, promote, rollback, wait, pause, resume
+    stage: str | None
+    by: str  # "controller" or the token's name of the person who acted
+    summary: str
+    gates: list[Check] = []
+    dry_run: bool = False
+
+
+class Rollout(Doc):
+    """The deployment's rollout, when it has one: where it stands and what was decided."""
+
+    candidate: str
+    status: str  # running, paused, waiting, rolled_back, promoted, not started
+    stage: str | None
+    stages: list[str]
+    decisions: list[RolloutDecision]  # the newest last
+
+
 class Window(Doc):
     since: float | None
     until: float | None
@@ -283,5 +305,6 @@ class Report(Doc):
     candidates: list[CandidateReport]
     drift: list[FeatureDrift]  # inputs against the champion's training data, most drifted first
     notes: list[str] = []
+    rollout: Rollout | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -9,13 +9,14 @@ document's sections (gateway/analysis/document.py) with gateway/analysis/stats.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gateway.analysis.batch import OK, Batch
-from gateway.analysis.stats import CoMoments, MeanVariance, PairedTable
+from gateway.analysis.stats import CoMoments, MeanVariance, PairedTable, cs_samples_needed
 from gateway.config.schema import DecisionSpec
 
 SCORE_BINS = 100  # histogram of each model's positive-class score on [0, 1]
@@ -193,6 +194,18 @@ class PairAccumulator:
             self.champ_loss = self.champ_loss.add(champ_err ** 2)
             self.cand_loss = self.cand_loss.add(cand_err ** 2)
             self.loss_diff = self.loss_diff.add(cand_err ** 2 - champ_err ** 2)
+
+    def labels_to_decide(self, margin: float, min_labels: int, confidence: float) -> int | None:
+        """About how many more labelled rows the accuracy gate needs before it can decide
+        either way, given the spread seen so far (None: it may never: the difference sits on
+        the margin); 0 when it can decide now."""
+        labelled = self.labelled_rows()
+        if labelled < min_labels or self.correct_diff.n < 2:
+            return max(min_labels - labelled, 0) or None
+        diff = self.correct_diff if self.classifier else self.loss_diff
+        mean = diff.mean if self.classifier else -diff.mean
+        needed = cs_samples_needed(diff.variance, abs(mean + margin), confidence)
+        return None if math.isinf(needed) else max(0, int(needed) - diff.n)
 
     def labelled_rows(self) -> int:
         return self.table.n if self.classifier else self.loss_diff.n

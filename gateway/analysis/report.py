@@ -113,8 +113,7 @@ def candidate_report(plan: Plan, key: str, acc: PairAccumulator, traffic: Traffi
         ab=ab)
     reasons = candidate_checks(plan, key, acc, report, cand_calls, champ_calls,
                                label_rate)
-    more = max(guard.min_labels - acc.labelled_rows(),
-               accuracy.labels_needed if accuracy is not None and accuracy.labels_needed else 0)
+    more = acc.labels_to_decide(guard.max_accuracy_drop, guard.min_labels, c)
     hours = more / label_rate / 3600 if label_rate and more else None
     return report.model_copy(update={"verdict": verdict(key, reasons, report, is_canary,
                                                          more or None, hours)})

@@ -45,7 +45,6 @@ from gateway.analysis.stats import (
     expected_accuracy_from_sums,
     holm,
     ks_binned,
-    labels_needed,
     mcnemar,
     mean_interval,
     paired_difference,
@@ -144,10 +143,7 @@ def accuracy_section(acc: PairAccumulator, guard: GuardrailSpec, auc: bool = Tru
         champion = champion.model_copy(update={"auc": Interval.of(test.second)})
         candidate = candidate.model_copy(update={"auc": Interval.of(test.first)})
         auc_difference = Interval.of(test.difference)
-    needed = None
-    if table.n:
-        size = labels_needed(table, guard.max_accuracy_drop or 0.01, c)
-        needed = size.additional
+    needed = acc.labels_to_decide(guard.max_accuracy_drop, guard.min_labels, c)
     return Accuracy(
         labelled=labelled, label_coverage=coverage_est, champion=champion, candidate=candidate,
         difference=Interval.of(paired_difference(table, c)),
@@ -250,7 +246,7 @@ def segments_section(acc: PairAccumulator, by: str, labels: list[str], confidenc
 def ab_section(ab: ABAccumulator, canary_weight: float, champion_weight: float,
                guard: GuardrailSpec) -> ABComparison:
     c = guard.confidence
-    champ_n, canary_n = ab.arms[CHAMPION], ab.arms[CANARY]
+    champ_n, canary_n = ab.units(CHAMPION), ab.units(CANARY)
     srm = sample_ratio_mismatch([champ_n, canary_n], [champion_weight, canary_weight],
                                 threshold=guard.max_srm_p)
     total = champ_n + canary_n

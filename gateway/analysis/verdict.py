@@ -28,7 +28,7 @@ def candidate_checks(plan: Plan, key: str, acc: PairAccumulator, report: Candida
     ab = plan.abs.get(key)
     if ab is not None and report.ab is not None:
         champion_weight = 100.0 - sum(plan.canary_weights.values())
-        srm = sample_ratio_mismatch([ab.arms[CHAMPION], ab.arms[CANARY]],
+        srm = sample_ratio_mismatch([ab.units(CHAMPION), ab.units(CANARY)],
                                     [champion_weight, plan.canary_weights[key]],
                                     threshold=guard.max_srm_p)
         out.append(checks.sample_ratio(srm, report.ab.srm.expected_share,
@@ -43,9 +43,9 @@ def candidate_checks(plan: Plan, key: str, acc: PairAccumulator, report: Candida
         out.append(agree)
     labelled = acc.labelled_rows()
     if guard.require_labels or labelled >= guard.min_labels:
-        more = report.accuracy.labels_needed if report.accuracy is not None else None
-        missing = max(guard.min_labels - labelled, more or 0)
-        hours = missing / label_rate / 3600 if label_rate else None
+        missing = acc.labels_to_decide(guard.max_accuracy_drop, guard.min_labels,
+                                       guard.confidence)
+        hours = missing / label_rate / 3600 if label_rate and missing else None
         rates = None
         if acc.classifier and acc.table.n:
             t = acc.table

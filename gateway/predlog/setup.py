@@ -50,6 +50,7 @@ class PredictionLog:
     redis: Redis | None = None
     writer: LogWriter | None = None
     replayer: Replayer | None = None
+    url: str | None = None  # where the Redis is, for readers with their own connection
 
 
 def claim_spool(base: Path, max_bytes: int, metrics: Metrics, slots: int = 256) -> Spool:
@@ -117,7 +118,9 @@ async def open_prediction_log(settings: Settings, loaded: LoadedConfig, metrics:
         stack.push_async_callback(redis.aclose)
         spool = claim_spool(settings.state_dir / "spool", settings.spool_max_bytes, metrics)
         stack.callback(spool.close)
-        yield await stack.enter_async_context(running_log(
+        plog = await stack.enter_async_context(running_log(
             redis, spool, metrics, timeout=settings.shutdown_timeout_s / 2,
             flush_interval=settings.flush_interval_s, replay_rate=settings.replay_rate,
             retention=retention_of(loaded)))
+        plog.url = url
+        yield plog

@@ -54,6 +54,14 @@ def render_markdown(report: Report) -> str:
     for c in report.candidates:
         lines += _candidate(c)
     lines += _drift(report)
+    if report.rollout is not None:
+        r = report.rollout
+        lines += [f"**Rollout of {escape(r.candidate)}**: {escape(r.status.replace('_', ' '))}"
+                  + (f" in {escape(r.stage)}" if r.stage else ""), ""]
+        for d in r.decisions[-10:]:
+            lines.append(f"- {escape(d.action)} ({escape(d.stage or '')}, by {escape(d.by)}): "
+                         f"{escape(d.summary)}")
+        lines.append("")
     if report.notes:
         lines += ["**Notes**", ""] + [f"- {escape(n)}" for n in report.notes] + [""]
     lines.append(f"_{escape(report.report_schema)} \u00b7 config revision "

@@ -30,6 +30,7 @@ from gateway.rollout.webhook import Webhook
 log = logging.getLogger(__name__)
 
 Manual = Literal["pause", "resume", "promote", "rollback"]
+HOLD_RECORD_EVERY_S = 300.0
 OnChange = Callable[[str, RolloutState], Awaitable[None]]
 
 
@@ -52,7 +53,7 @@ class RolloutController:
         self.webhook = webhook
         self._evidence: dict[str, tuple[tuple[str, int, float], StageEvidence]] = {}
         self._last_eval: dict[str, float] = {}
-        self._last_summary: dict[str, str] = {}
+        self._last_hold: dict[str, tuple[str, float]] = {}
 
     async def run_once(self) -> list[Decision]:
         """One evaluation of every rollout, if this replica holds the lock."""
@@ -147,9 +148,17 @@ class RolloutController:
         self.metrics.rollout_decisions.labels(
             spec.name, decision.action,
             decision.failing.name if decision.failing is not None else "").inc()
-        if decision.action == "hold" and self._last_summary.get(spec.name) == decision.summary:
-            return  # an unchanged hold is counted, not recorded again
-        self._last_summary[spec.name] = decision.summary
+        if decision.action == "hold":
+            # A hold for the same reason is counted every time but recorded once (and again
+            # every few minutes), so the history stays readable.
+            held = next((g.name for g in decision.gates if g.result == "hold"), "")
+            key = f"{decision.stage}:{held}"
+            last = self._last_hold.get(spec.name)
+            if last is not None and last[0] == key and now - last[1] < HOLD_RECORD_EVERY_S:
+                return
+            self._last_hold[spec.name] = (key, now)
+        else:
+            self._last_hold.pop(spec.name, None)
         entry = {"action": decision.action, "by": by, "reason": reason, "dry_run": dry,
                  "stage": decision.stage, "stage_name": decision.stage_name,
                  "summary": decision.summary,

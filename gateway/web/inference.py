@@ -64,7 +64,8 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str | None,
         if name is None:
             raise NotFound(f"several deployments {sorted(service.snapshot.deployments)}: "
                            "name one, POST /predict/<deployment>")
-        target = service.target(name, version)
+        snap = service.snapshot  # the whole request runs on the snapshot it began on
+        target = service.target(name, version, snap)
         try:
             check_media_type(headers.get(b"content-type"))
             body = await read_body_raw(receive, headers.get(b"content-length"),
@@ -75,7 +76,7 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str | None,
                 target.champion if isinstance(target, Deployment) else target, exc) from None
         call = routing_call(target, scope["state"]["request_id"], headers,
                             scope["query_string"], inference.parameters)
-        answer = await service.infer(target, inference, call)
+        answer = await service.infer(target, inference, call, snap)
         content = encode(answer, inference, call)
     except GatewayError as exc:
         log_error(scope["method"], scope["path"], exc)

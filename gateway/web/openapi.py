@@ -165,6 +165,39 @@ def _predict_request(snapshot: Snapshot | None) -> dict[str, Any]:
             "properties": properties}
 
 
+def _report_and_admin_paths(ops: _Ops) -> dict[str, Any]:
+    deployment = {"name": "deployment", "in": "path", "required": True, "schema": _SEGMENT}
+    window = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
+               "description": d} for n, d in (
+        ("since", "ISO 8601 time or a duration ago (30m, 24h, 7d)"),
+        ("until", "the same forms; exclusive"), ("candidate", "one candidate model"),
+        ("format", "html, json or md (default: by the Accept header, else html)"))]
+    report_ok = {"description": "The report (schema shadowgate.report/1 as JSON, see "
+                                "docs/report-schema.json)",
+                 "content": {"text/html": {"schema": {"type": "string"}},
+                             "application/json": {"schema": {"type": "object"}},
+                             "text/markdown": {"schema": {"type": "string"}}}}
+    action = {"name": "action", "in": "path", "required": True,
+              "schema": {"type": "string", "enum": ["pause", "resume", "promote", "rollback"]}}
+    obj = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "/reports/{deployment}": {"parameters": [deployment, *window], "get": ops.op(
+            "Comparison report of a deployment's candidates", report_ok,
+            errors=(400, 404, 503), scope="reports")},
+        "/admin/status": {"get": ops.op("Config, reloads, rollouts, the acting replica", obj,
+                                        errors=(503,), scope="admin")},
+        "/admin/reload": {"post": ops.op("Read the config file again", obj,
+                                         errors=(422, 503), scope="admin")},
+        "/admin/rollouts/{deployment}": {"parameters": [deployment], "get": ops.op(
+            "A rollout's state and recorded decisions", obj, errors=(400, 404, 503),
+            scope="admin")},
+        "/admin/rollouts/{deployment}/{action}": {"parameters": [deployment, action],
+                                                  "post": ops.op(
+            "A person's action on a rollout, recorded with who and why", obj,
+            "RolloutAction", (400, 404, 409, 415, 503), "admin")},
+    }
+
+
 def document(snapshot: Snapshot | None = None, guard: Guard | None = None,
              now: float | None = None) -> dict[str, Any]:
     """The document for a running gateway (its deployments, labels and tokens); without
@@ -204,6 +237,7 @@ def document(snapshot: Snapshot | None = None, guard: Guard | None = None,
                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [],
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        **_report_and_admin_paths(ops),
     }
     for versioned in (False, True):
         for suffix in ("", "/ready", "/infer"):
@@ -235,6 +269,11 @@ def document(snapshot: Snapshot | None = None, guard: Guard | None = None,
             "id": {"type": "string"}, "parameters": {"type": "object"},
             "outputs": {"type": "array", "items": tensor}}},
         "PredictRequest": _predict_request(snapshot),
+        "RolloutAction": {"type": "object", "required": ["reason"],
+                          "additionalProperties": False, "properties": {
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+            "write_config": {"type": "boolean", "description": "promote only: also rewrite "
+                                                               "the config file to match"}}},
         **_feedback_schemas(snapshot, now),
         "PredictResponse": {"type": "object", "properties": {
             "id": {"type": "string"}, "deployment": {"type": ["string", "null"]},

@@ -88,7 +88,8 @@ def generate(world: World) -> tuple[list[bytes], dict[str, Feedback]]:
             preds.insert(0, preds.pop(k))
         record = {
             "v": 1, "request_id": rid, "ts": world.start + i / world.rate,
-            "deployment": "breast-cancer", "revision": "r1", "key_hash": "ab" if i % 3 else None,
+            "deployment": "breast-cancer", "revision": "r1",
+            "key_hash": f"user-{i}" if i % 3 else None,
             "bucket": int(bucket[i]), "variant": variant, "rows": 1, "predictions": preds,
             "inputs": {"input": {"datatype": "FP32", "shape": [1, world.features],
                                  "data": [rng.normal(0, 1, world.features).round(4).tolist()]}},

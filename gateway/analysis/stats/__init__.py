@@ -69,6 +69,7 @@ from gateway.analysis.stats.sequential import (
     cs_mean,
     cs_relative_lift,
     cs_rho,
+    cs_samples_needed,
 )
 from gateway.analysis.stats.srm import (
     SRM_MIN_EXPECTED,
@@ -119,6 +120,7 @@ __all__ = [
     "cs_mean",
     "cs_relative_lift",
     "cs_rho",
+    "cs_samples_needed",
     "delong_test",
     "difference_of_means",
     "difference_of_proportions",
