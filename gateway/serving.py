@@ -146,10 +146,10 @@ class Serving:
         mirror = snapshot.loaded.config.mirror
         self.budget.set_share(mirror.cpu_budget)
         if mirror.isolation in ("auto", "process") and self.process is None:
-            self.process = ShadowProcess(nice=mirror.process_nice)
+            self.process = ShadowProcess(nice=mirror.process_nice, idle=mirror.process_idle)
         process = self.process if mirror.isolation in ("auto", "process") else None
-        if process is not None:
-            process.nice = mirror.process_nice  # from its next start
+        if process is not None:  # from its next start
+            process.nice, process.idle = mirror.process_nice, mirror.process_idle
         placed = False
         for ref in snapshot.shadow_refs():
             backend = snapshot.models.by_ref[ref]

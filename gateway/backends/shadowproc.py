@@ -3,11 +3,11 @@
 The gateway sends a batch (model path, output names, input arrays) down the child's stdin and
 reads the answer (outputs, or an error, and the CPU time the call took) from its stdout, both
 on the event loop: no thread in the gateway process, so no GIL hand-off stretches the
-champion's latency. The child holds one onnxruntime session per model and runs at a lower
-scheduling priority (``nice``), so that on a busy machine the kernel serves the request path
-first and shadow work takes the cycles that are left. A child that dies fails the batches in
-flight (recorded as errors) and is started again by the next batch. The child also exits when
-its stdin closes, so it never outlives the gateway.
+champion's latency. The child holds one onnxruntime session per model and runs at the lowest
+scheduling priority (SCHED_IDLE on Linux, else ``nice``), so that on a busy machine the kernel
+serves the request path first and shadow work takes the cycles that are left. A child that
+dies fails the batches in flight (recorded as errors) and is started again by the next batch.
+The child also exits when its stdin closes, so it never outlives the gateway.
 
 Run as ``python -m gateway.backends.shadowproc [--nice N]`` (the parent does).
 """
@@ -42,8 +42,13 @@ class ShadowProcessError(RuntimeError):
 class ShadowProcess:
     """The parent's handle: started on first use, restarted after a crash, closed once."""
 
-    def __init__(self, nice: int = 10, python: str = sys.executable) -> None:
+    def __init__(self, nice: int = 10, python: str = sys.executable, *,
+                 idle: bool = True) -> None:
+        """``idle``: schedule the child SCHED_IDLE (Linux), so that it runs only on CPU time
+        that nothing else wants; ``nice``: its niceness otherwise (or where there is no
+        SCHED_IDLE)."""
         self.nice = nice
+        self.idle = idle
         self.python = python
         self.starts = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -65,11 +70,13 @@ class ShadowProcess:
                 return
             self._proc = await asyncio.create_subprocess_exec(
                 self.python, "-m", "gateway.backends.shadowproc", "--nice", str(self.nice),
+                *(["--idle"] if self.idle else []),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 start_new_session=True)  # a Ctrl-C for the gateway is the gateway's to handle
             self.starts += 1
             self._reader = asyncio.create_task(self._read(self._proc), name="shadow-process")
-            log.info("shadow process started (pid %d, nice %d)", self._proc.pid, self.nice)
+            log.info("shadow process started (pid %d, %s)", self._proc.pid,
+                     "SCHED_IDLE" if self.idle else f"nice {self.nice}")
 
     async def run(self, path: str, threads: int, names: Sequence[str],
                   inputs: Mapping[str, np.ndarray]) -> tuple[list[np.ndarray], float]:
@@ -187,9 +194,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="run ONNX shadow batches for a gateway")
     parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--idle", action="store_true", help="SCHED_IDLE where there is one")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
+    if args.idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     # The protocol owns the original stdout; anything printed (a library's warning) goes to
     # stderr instead of corrupting it.
     replies = os.fdopen(os.dup(1), "wb")

@@ -224,9 +224,12 @@ class MirrorSpec(Strict):
         "auto", description="where local shadow batches run: 'inline' on the event loop, "
         "'thread' on a thread per model, 'process' in the gateway's shadow process, 'auto': "
         "inline while a batch is cheap (2 ms of CPU), else the shadow process")
+    process_idle: bool = Field(
+        True, description="run the shadow process SCHED_IDLE (Linux): only on CPU time that "
+        "nothing else wants; what it cannot keep up with fills its queues and is dropped")
     process_nice: Annotated[int, Field(ge=0, le=19)] = Field(
-        10, description="scheduling priority of the shadow process (higher: yields more "
-        "readily to the request path)")
+        10, description="niceness of the shadow process when it is not SCHED_IDLE (higher: "
+        "yields more readily to the request path)")
 
 
 class ServerSpec(Strict):

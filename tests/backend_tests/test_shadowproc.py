@@ -80,3 +80,24 @@ async def test_a_dead_process_fails_its_batch_and_the_next_one_restarts_it() -> 
         await process.close()
     with pytest.raises(ShadowProcessError, match="closed"):
         await process.run(path, 1, ["label"], {"input": ROWS})
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux only")
+async def test_the_child_runs_on_idle_cpu_only() -> None:
+    process = ShadowProcess(nice=3, idle=True)
+    path = str(MODELS / "bc-rf" / "1" / "model.onnx")
+    try:
+        await process.run(path, 1, ["label"], {"input": ROWS})
+        assert process._proc is not None
+        assert os.sched_getscheduler(process._proc.pid) == os.SCHED_IDLE
+    finally:
+        await process.close()
+    plain = ShadowProcess(nice=3, idle=False)
+    try:
+        await plain.run(path, 1, ["label"], {"input": ROWS})
+        assert plain._proc is not None
+        assert os.sched_getscheduler(plain._proc.pid) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, plain._proc.pid) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + 3)
+    finally:
+        await plain.close()

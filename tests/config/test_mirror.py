@@ -19,7 +19,7 @@ def mirror(**fields: Any) -> dict[str, Any]:
 def test_defaults() -> None:
     spec = validate({"models": MODELS}).config.mirror
     assert (spec.max_batch, spec.max_wait_ms, spec.cpu_budget, spec.isolation,
-            spec.process_nice) == (64, 50.0, 0.5, "auto", 10)
+            spec.process_nice, spec.process_idle) == (64, 50.0, 0.5, "auto", 10, True)
 
 
 def test_no_budget_and_each_isolation() -> None:
