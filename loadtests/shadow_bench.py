@@ -15,6 +15,7 @@ in its ``mirror`` section:
 | ``process`` | ``isolation: process``, no budget | the niced shadow process |
 | ``default`` | the defaults (``auto``, ``cpu_budget: 0.5``) | the process, and shedding |
 | ``inline-budget`` | ``isolation: inline``, ``cpu_budget: 0.5`` | shedding alone |
+| ``tight`` | the defaults with ``cpu_budget: 0.1`` | a budget the heavy shadows exceed |
 
 The offered rate is ``--rate``, or ``--fraction`` of the champion-only gateway's capacity
 measured first (wrk, 16 connections, 3 s). Rounds alternate the order of the modes. The table
@@ -54,6 +55,7 @@ MODES: dict[str, dict[str, Any] | None] = {
     "process": {"isolation": "process", "cpu_budget": None},
     "default": {},
     "inline-budget": {"isolation": "inline", "cpu_budget": 0.5},
+    "tight": {"cpu_budget": 0.1},
 }
 PATH = "/v2/models/breast-cancer/infer"
 _SAMPLE = re.compile(r'^(shadowgate_shadow_(?:dropped|results)_total|shadowgate_shadow_queue_depth)'
