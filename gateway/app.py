@@ -84,7 +84,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
                metrics: Metrics | None = None, sink: RecordSink | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
                tune_gc: bool = False, handle_signals: bool = False,
-               clock: Callable[[], float] = time.time) -> Starlette:
+               clock: Callable[[], float] = time.time,
+               timer: Callable[[], float] = time.perf_counter) -> Starlette:
     """Build the ASGI app; nothing is loaded until the lifespan starts.
 
     ``loaded``, ``metrics``, ``sink`` and ``transport`` (for remote backends) let tests and
@@ -92,8 +93,8 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
     started, freeze what is alive and collect the young generation less often;
     ``handle_signals``: on SIGTERM, turn unready and drain for ``settings.drain_s`` before
     the server stops (gateway/web/drain.py). Both are for a process that serves this app
-    only: ``shadowgate serve`` sets them. ``clock``: the wall clock of records and rollouts
-    (tests move it).
+    only: ``shadowgate serve`` sets them. ``clock``: the wall clock of records and rollouts;
+    ``timer``: the monotonic clock of latencies (tests move or replace both).
     """
     settings = settings or Settings.from_env()
     metrics = metrics or Metrics()
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, *, loaded: LoadedConfig | None 
             plog = await stack.enter_async_context(
                 open_prediction_log(settings, config, metrics, sink))
             serving = Serving(metrics, plog.sink, grace_s=settings.shutdown_timeout_s,
-                              transport=transport, clock=clock)
+                              transport=transport, clock=clock, timer=timer)
             stack.push_async_callback(serving.close, settings.shutdown_timeout_s / 2)
             states = await initial_states(plog.redis, config)
             snapshot = await serving.apply(config, states)

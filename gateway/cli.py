@@ -45,8 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="ISO time (UTC; a date means its midnight) or "
                         "relative to now (30m, 24h, 7d)")
     export.add_argument("--until", help="same forms as --since; exclusive")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--output", "-o", help="file to write (default or '-': stdout)")
+    export.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl",
+                        help="parquet: a directory DIR/deployment=NAME/date=YYYY-MM-DD/, whole "
+                        "UTC days, each day's files replaced as a whole")
+    export.add_argument("--output", "-o", help="file to write (default or '-': stdout); for "
+                        "parquet the directory (required)")
+    export.add_argument("--config", type=Path, help="parquet: names input columns by the "
+                        "champion card's features (SHADOWGATE_CONFIG, default "
+                        "config/example.yaml when it exists)")
     export.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
     report = sub.add_parser("report", help="compare a deployment's candidates with its "
                             "champion: verdict, statistics, business impact")
@@ -59,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", "-o", help="file to write (default or '-': stdout)")
     report.add_argument("--redis-url", help="SHADOWGATE_REDIS_URL; default: the embedded one")
     report.add_argument("--state-dir", type=Path)
+    report.add_argument("--parquet", type=Path, metavar="DIR", help="read the Parquet archive "
+                        "under DIR (shadowgate export --format parquet) instead of Redis")
     demo = sub.add_parser("demo", help="start a gateway, send the bundled held-out rows and "
                           "their labels, write the comparison report (about a minute)")
     demo.add_argument("--config", type=Path, default=Path("config/example.yaml"))
@@ -215,29 +223,86 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace, settings: Settings) -> tuple[str, ...]:
+    """The champion card's feature names for a Parquet export; raises ValueError when a config
+    named by --config or SHADOWGATE_CONFIG cannot say them."""
+    from gateway.analysis.parquet import champion_features
+    from gateway.config.load import load
+
+    explicit = args.config is not None or "SHADOWGATE_CONFIG" in os.environ
+    if not explicit and not settings.config.is_file():
+        print(f"shadowgate export: no config ({settings.config}): input columns are named "
+              "in.<tensor>.<j>; give --config to name them by feature", file=sys.stderr)
+        return ()
+    try:
+        return champion_features(load(settings.config), args.deployment)
+    except ConfigError as exc:
+        raise ValueError(f"config {settings.config}: {'; '.join(exc.errors)}") from None
+    except KeyError as exc:
+        if explicit:
+            raise ValueError(str(exc.args[0])) from None
+        print(f"shadowgate export: {exc.args[0]}: input columns are named in.<tensor>.<j>",
+              file=sys.stderr)
+        return ()
+
+
+def _parquet_summary(result: Any, output: str) -> str:
+    days = ", ".join(f"{day} ({rows:,} rows)" for day, rows in result.written.items())
+    text = f"exported {result.records} record(s) to {output}: {days or 'no day'}"
+    if result.kept:
+        kept = ", ".join(f"{day} ({rows:,} rows)" for day, rows in result.kept.items())
+        text += (f"; kept the archived {kept}: the stream holds fewer of their records now "
+                 "(retention)")
+    return text
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.predlog.export import check_parquet_output, run_export, window
+
+    settings = Settings.from_env(redis_url=args.redis_url, state_dir=args.state_dir,
+                                 **({"config": args.config} if args.config else {}))
+    features: tuple[str, ...] = ()
+    if args.format == "parquet":  # fail on arguments before starting anything
+        try:
+            window(args.since, args.until, 0.0)
+            check_parquet_output(args.output)
+            features = _features(args, settings)
+            import gateway.predlog.parquet  # noqa: F401  (pyarrow is an extra)
+        except ValueError as exc:
+            print(f"shadowgate export: {exc}", file=sys.stderr)
+            return 2
+        except ImportError as exc:
+            print(f"shadowgate export: --format parquet needs pyarrow ({exc}): pip install "
+                  "'shadowgate[parquet]'", file=sys.stderr)
+            return 1
     from redis.exceptions import RedisError
 
-    from gateway.predlog.export import run_export
-
-    settings = Settings.from_env(redis_url=args.redis_url, state_dir=args.state_dir)
     try:
         with redis_url(settings) as url:
-            count = run_export(url, args.deployment, args.since, args.until, args.format,
-                               args.output)
+            if args.format == "parquet":
+                from gateway.predlog.export import run_parquet_export
+
+                result = run_parquet_export(url, args.deployment, args.since, args.until,
+                                            args.output, features)
+                summary = _parquet_summary(result, args.output)
+            else:
+                count = run_export(url, args.deployment, args.since, args.until, args.format,
+                                   args.output)
+                summary = f"exported {count} record(s)"
     except ValueError as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 2
     except (RedisError, OSError) as exc:
         print(f"shadowgate export: {exc}", file=sys.stderr)
         return 1
-    print(f"exported {count} record(s)", file=sys.stderr)
+    print(summary, file=sys.stderr)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Read the window's records (Redis), build the report, write it; exit 1 on a problem
-    with the config or Redis, 2 on bad arguments."""
+    """Read the window's records (Redis, or the Parquet archive with --parquet), build the
+    report, write it; exit 1 on a problem with the config, Redis or the files, 2 on bad
+    arguments."""
     import asyncio
     import time
 
@@ -271,6 +336,9 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"(deployments: {names})", file=sys.stderr)
         return 2
 
+    if args.parquet is not None:
+        return _report_from_parquet(args, loaded, since, until, now)
+
     async def build(url: str) -> str:
         redis = Redis.from_url(url)
         try:
@@ -278,7 +346,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             names = [d.name for d in loaded.config.deployments if d.rollout is not None]
             served = with_rollouts(loaded, await load_states(redis, names))
             report = await report_from_redis(
-                served, args.deployment, redis, since=since, until=until,
+                served, args.deployment, url, since=since, until=until,
                 candidate=args.candidate, progress=True, now=now)
             report = await with_rollout(report, loaded, redis)
         finally:
@@ -293,6 +361,37 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"shadowgate report: {exc}", file=sys.stderr)
         return 1
     return _write(text, args.out)
+
+
+def _report_from_parquet(args: argparse.Namespace, loaded: LoadedConfig, since: float | None,
+                         until: float | None, now: float) -> int:
+    """``report --parquet DIR``: exit 2 when DIR holds no archive of the deployment, 1 when
+    its files cannot be read. The deployment is taken as configured: a rollout's stage lives
+    in Redis, and an archive may span several stages."""
+    import asyncio
+
+    from gateway.reports import render
+
+    try:
+        import duckdb
+        import pyarrow
+
+        from gateway.analysis.parquet import report_from_parquet
+    except ImportError as exc:
+        print(f"shadowgate report: --parquet needs pyarrow and duckdb ({exc}): pip install "
+              "'shadowgate[parquet]'", file=sys.stderr)
+        return 1
+    try:
+        report = asyncio.run(report_from_parquet(
+            loaded, args.deployment, args.parquet, since=since, until=until,
+            candidate=args.candidate, progress=True, now=now))
+    except (OSError, duckdb.Error, pyarrow.ArrowException) as exc:  # first: pyarrow's
+        print(f"shadowgate report: --parquet {args.parquet}: {exc}", file=sys.stderr)
+        return 1  # ArrowInvalid (a file that is not Parquet) is a ValueError too
+    except ValueError as exc:
+        print(f"shadowgate report: --parquet: {exc}", file=sys.stderr)
+        return 2
+    return _write(render(report, args.format), args.out)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -94,7 +94,8 @@ async def _report(loaded: LoadedConfig, deployment: str, redis_url: str, expecte
             if time.monotonic() > deadline:
                 raise RuntimeError("the paired records did not reach Redis in time")
             await asyncio.sleep(0.05)  # polling under the deadline above
-        report = await report_from_redis(loaded, deployment, redis, since=None, until=None)
+        report = await report_from_redis(loaded, deployment, redis_url, since=None,
+                                         until=None)
     finally:
         await redis.aclose()
     return render(report, fmt), [f"{v.verdict.replace('_', ' ')}: {v.headline}"

@@ -88,12 +88,16 @@ class Service:
 
     def __init__(self, snapshot: Snapshot, metrics: Metrics, sink: RecordSink,
                  clock: Callable[[], float] = time.time,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        """``clock``: wall time of records; ``timer``: the monotonic clock latencies are
+        measured with (tests pass their own for both)."""
         self.snapshot = snapshot  # replaced whole by a reload; a request keeps the one it began on
         self.metrics = metrics
         self.sink = sink
         self.clock = clock
         self.rand = rand
+        self.timer = timer
         self._variant_counters: dict[tuple[str, str], Any] = {}
 
     def target(self, name: str, version: str | None, snap: Snapshot | None = None) -> Target:
@@ -136,7 +140,7 @@ class Service:
                 raise InvalidInput("inputs: the first dimension is 0; send at least one row")
             if request.outputs is not None and signature.outputs_known:
                 _check_outputs(backend, request.outputs)
-            start = time.perf_counter()
+            start = self.timer()
             try:
                 outputs = await backend.infer(request.inputs,
                                               CallContext(call.request_id, request.id))
@@ -146,7 +150,7 @@ class Service:
                 log.exception("model %s:%s failed", backend.name, backend.version)
                 raise ModelFailed(f"model {backend.name}:{backend.version} failed: "
                                   f"{type(exc).__name__}: {exc}") from None
-            elapsed = time.perf_counter() - start
+            elapsed = self.timer() - start
             if request.outputs is not None and not signature.outputs_known:
                 _check_outputs(backend, request.outputs, outputs)  # outputs known only now
         except GatewayError as exc:
@@ -165,13 +169,13 @@ class Service:
                 f"canary model {names}, got {call.forced!r}")) from None
         backend = snap.models.by_ref[rt.primary]
         ts = self.clock()
-        start = time.perf_counter()
+        start = self.timer()
         try:
             outputs, elapsed = await self._predict(snap, backend, request, call)
         except GatewayError as exc:
             if exc.status_code >= 500:  # valid input the model failed on: still recorded
                 self._pair(snap, dep, rt, backend, request, call, ts, None,
-                           time.perf_counter() - start, exc)
+                           self.timer() - start, exc)
             raise
         counter = self._variant_counters.get((dep.spec.name, rt.variant))
         if counter is None:

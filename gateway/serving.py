@@ -73,9 +73,12 @@ class Serving:
 
     def __init__(self, metrics: Metrics, sink: RecordSink, *, grace_s: float = 10.0,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        """``clock``: the wall clock that stamps records (tests move it)."""
+                 clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        """``clock``: the wall clock that stamps records; ``timer``: the monotonic clock of
+        latencies (tests move or replace both)."""
         self.clock = clock
+        self.timer = timer
         self.metrics = metrics
         self.sink = sink
         self.grace_s = grace_s
@@ -111,7 +114,8 @@ class Serving:
             snapshot = dataclasses.replace(snapshot, workers=workers)
             self.live.set_rules(decision_rules(snapshot))
             if self.service is None:
-                self.service = Service(snapshot, self.metrics, self.sink, clock=self.clock)
+                self.service = Service(snapshot, self.metrics, self.sink, clock=self.clock,
+                                       timer=self.timer)
             else:
                 self.service.snapshot = snapshot  # the swap: one assignment
             self.loaded, self.states = loaded, states
@@ -174,7 +178,7 @@ class Serving:
             worker = ShadowWorker(backend, self.metrics, queue_size=mirror.queue_size,
                                   max_batch=mirror.max_batch,
                                   max_wait_s=mirror.max_wait_ms / 1000, live=self.live,
-                                  budget=self.budget)
+                                  budget=self.budget, clock=self.timer)
             if ref in self._tasks:  # its model changed: the old worker drains and stops
                 self._retire_worker(old.workers[ref] if old else None, self._tasks.pop(ref))
             self._tasks[ref] = asyncio.create_task(worker.run(), name=f"shadow:{ref}")

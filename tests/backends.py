@@ -83,6 +83,23 @@ def socket_gated(name: str, version: str, options: dict[str, Any]) -> SocketGate
     return SocketGated(name, version, options)
 
 
+class Timer:
+    """A monotonic clock for tests that only moves when a model says it worked: latencies
+    then depend on what the models cost, not on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+TIMER = Timer()
+
+
 class Variant:
     """The bundled champion's ONNX model, altered by ``mode``: "copy" (the same answers),
     "flip" (``share`` of the labels flipped, chosen by a hash of the row, so a row is always
@@ -103,19 +120,21 @@ class Variant:
         self.signature = self.model.signature
         self.classifier = self.model.classifier
         self.rng = np.random.default_rng(int(options.get("seed", 0)))
+        self.cost_s = float(options.get("cost_ms", 0)) / 1000  # on TIMER, per call
         rows = [orjson.loads(line) for line in HOLDOUT.read_bytes().splitlines() if line]
         self.truth = {np.asarray(r["features"], np.float32).tobytes(): int(r["label"])
                       for r in rows}
 
     def _run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
+        TIMER.advance(self.cost_s * (2 if self.mode == "slow" else 1))
         out = self.model.run(inputs)
         if self.mode == "copy":
             return out
         if self.mode == "slow":
             took = time.perf_counter() - start
-            while time.perf_counter() - start < 2 * took:
-                pass
+            while not self.cost_s and time.perf_counter() - start < 2 * took:
+                pass  # on the real clock: twice as long (on TIMER it costs twice)
             return out
         if self.mode == "fail":
             if self.rng.random() < self.share:

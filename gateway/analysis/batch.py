@@ -66,6 +66,22 @@ class Batch:
     models: dict[str, ModelColumns] = field(default_factory=dict)  # "name:version" -> columns
     keys: list[str | None] | None = None  # [R] routing-key hash (None: no key); None: unknown
 
+    def take(self, keep: B) -> Batch:
+        """The batch of the records where ``keep`` (record level) is True, with their rows."""
+        rows = keep[self.rec]
+        index = np.cumsum(keep) - 1  # new record index of each kept record
+        return Batch(
+            ts=self.ts[keep], variant=self.variant[keep], bucket=self.bucket[keep],
+            has_key=self.has_key[keep], label_delay_s=self.label_delay_s[keep],
+            outcomes={k: v[keep] for k, v in self.outcomes.items()},
+            rec=index[self.rec[rows]].astype(np.int32), truth=self.truth[rows],
+            truth_value=self.truth_value[rows], inputs=self.inputs[rows],
+            models={k: ModelColumns(m.status[keep], m.role[keep], m.latency_ms[keep],
+                                    m.pred[rows], m.scores[rows], m.value[rows])
+                    for k, m in self.models.items()},
+            keys=None if self.keys is None else [
+                k for k, kept in zip(self.keys, keep, strict=True) if kept])
+
     @property
     def records(self) -> int:
         return int(self.ts.shape[0])

@@ -1,4 +1,4 @@
-"""Exporting a deployment's paired records, joined with their labels, as JSONL or CSV.
+"""Exporting a deployment's paired records, joined with their labels, as JSONL, CSV or Parquet.
 
 Memory stays bounded: records are read, joined and written one stream page at a time.
 JSONL writes each record as logged plus ``"feedback": {"label", "outcomes", "ts"} | null``.
@@ -7,6 +7,7 @@ formula get a leading ``'`` (records and labels hold what callers sent). Its col
 fixed by the first :data:`CSV_SAMPLE` records, because a CSV header cannot grow once
 written: a model first seen later gets no columns (counted and logged), and score columns are
 named by ``output.classes`` when the record has them, else by class index.
+Parquet writes a directory partitioned by deployment and day (gateway/predlog/parquet.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Literal, TextIO, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TextIO, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -31,6 +33,9 @@ from gateway.predlog import keys
 from gateway.predlog.feedback import StoredLabel
 from gateway.predlog.reader import DEFAULT_PAGE, Joined, ScanStats, iter_joined_pages
 from gateway.predlog.record import PairedRecord, Prediction
+
+if TYPE_CHECKING:  # pyarrow is an extra (shadowgate[parquet]): imported when asked for
+    from gateway.predlog.parquet import ParquetExport
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +255,51 @@ async def _run(url: str, deployment: str, since: float | None, until: float | No
         await redis.aclose()
 
 
+def window(since: str | None, until: str | None, now: float) -> tuple[float | None, float | None]:
+    """``--since``/``--until`` as Unix seconds; raises ValueError naming the bad one."""
+    start = None if since is None else parse_time(since, now)
+    end = None if until is None else parse_time(until, now)
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"--since ({since}) must be before --until ({until})")
+    return start, end
+
+
+def check_parquet_output(output: str | None) -> Path:
+    """The directory a Parquet export writes to; raises ValueError when it cannot be one."""
+    if output in (None, "-"):
+        raise ValueError("--format parquet writes a directory: give --output DIR")
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--output {output}: exists and is not a directory (--format parquet "
+                         "writes a directory of files)")
+    return path
+
+
+def run_parquet_export(url: str, deployment: str, since: str | None, until: str | None,
+                       output: str | None, features: Sequence[str] = ()) -> ParquetExport:
+    """``export --format parquet``: the whole UTC days of the window under ``output``.
+
+    ``features``: the champion card's feature names (``in.<feature>`` columns). Raises
+    ValueError for a bad time, output directory or deployment name.
+    """
+    from gateway.predlog.parquet import NAME, export_parquet
+
+    start, end = window(since, until, time.time())
+    directory = check_parquet_output(output)
+    if not NAME.fullmatch(deployment):
+        raise ValueError(f"--deployment {deployment!r}: expected letters, digits, '_', '.', '-'")
+
+    async def run() -> ParquetExport:
+        redis = Redis.from_url(url)
+        try:
+            return await export_parquet(redis, deployment, directory, since=start, until=end,
+                                        features=features)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
 def run_export(url: str, deployment: str, since: str | None, until: str | None, fmt: str,
                output: str | None) -> int:
     """Export for the CLI: parse the times, write to ``output`` (None or "-": stdout), return
@@ -258,11 +308,7 @@ def run_export(url: str, deployment: str, since: str | None, until: str | None, 
     A file is written under a temporary name and renamed when complete, so a failed export never
     leaves a truncated file behind. Raises ValueError for a bad time or format.
     """
-    now = time.time()
-    start = None if since is None else parse_time(since, now)
-    end = None if until is None else parse_time(until, now)
-    if start is not None and end is not None and start >= end:
-        raise ValueError(f"--since ({since}) must be before --until ({until})")
+    start, end = window(since, until, time.time())
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     chosen: Format = "csv" if fmt == "csv" else "jsonl"

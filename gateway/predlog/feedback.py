@@ -456,7 +456,8 @@ def _count(metrics: Metrics, deployment: str, by: str, counts: Mapping[str, int]
 
 # -- reading --
 
-def _decode(raw: bytes | str | None) -> StoredLabel | None:
+def decode_stored(raw: bytes | str | None) -> StoredLabel | None:
+    """A stored feedback value, or None when it is missing or unreadable (logged)."""
     if raw is None:
         return None
     try:
@@ -487,7 +488,7 @@ async def get_feedback(
         chunk = wanted[start:start + HMGET_CHUNK]
         values = await redis.hmget(key, chunk)
         for name, raw in zip(chunk, values, strict=True):
-            stored = _decode(raw)
+            stored = decode_stored(raw)
             if stored is not None:
                 found[name] = stored
     return found

@@ -77,7 +77,7 @@ def _build(loaded: LoadedConfig, deployment: str, url: str, since: float | None,
     async def build() -> str:
         redis = Redis.from_url(url)
         try:
-            report = await report_from_redis(loaded, deployment, redis, since=since,
+            report = await report_from_redis(loaded, deployment, url, since=since,
                                              until=until, candidate=candidate, now=now)
             report = await with_rollout(report, loaded, redis)
         finally:

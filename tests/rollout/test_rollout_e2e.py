@@ -23,7 +23,8 @@ from gateway.app import create_app
 from gateway.rollout import store
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from tests.helpers import MODEL_NAMES, config, loaded
+from tests.backends import TIMER
+from tests.helpers import config, loaded
 from tests.redis_fixture import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -34,8 +35,12 @@ STAGES = [
     {"kind": "canary", "weight": 70, "min_duration_s": 60, "min_samples": 300},
     {"kind": "promote"},
 ]
+# Latencies are measured on tests.backends.TIMER, which only the models move: each call of the
+# champion and of a candidate costs 1 ms, of the slow one 2 ms, however busy the machine is.
 MODES = {"good": {"mode": "copy"}, "flipper": {"mode": "flip", "share": 0.1},
          "failing": {"mode": "fail", "share": 0.05, "seed": 3}, "slow": {"mode": "slow"}}
+CHAMPION = {"name": "bc-logreg", "python": "tests.backends:variant",
+            "options": {"mode": "copy", "cost_ms": 1}}
 
 
 class Clock:
@@ -85,8 +90,8 @@ def gateway_for(redis_server: RedisServer, holdout: list[dict[str, Any]], tmp_pa
     opened: list[TestClient] = []
 
     def start(candidate: str) -> Gateway:
-        models = [{"name": n, "version": "1"} for n in MODEL_NAMES] + [
-            {"name": candidate, "python": "tests.backends:variant", "options": MODES[candidate]}]
+        models = [CHAMPION, {"name": candidate, "python": "tests.backends:variant",
+                             "options": {**MODES[candidate], "cost_ms": 1}}]
         data = loaded(config([{
             "name": "breast-cancer", "champion": "bc-logreg",
             "routing": {"header": "x-user-id"},
@@ -98,7 +103,7 @@ def gateway_for(redis_server: RedisServer, holdout: list[dict[str, Any]], tmp_pa
         clock = Clock()
         settings = Settings(redis_url=redis_server.url, state_dir=tmp_path / candidate,
                             rollout_controller=False, watch_config=False)
-        client = TestClient(create_app(settings, loaded=data, clock=clock))
+        client = TestClient(create_app(settings, loaded=data, clock=clock, timer=TIMER))
         client.__enter__()
         opened.append(client)
         return Gateway(client, client.app.state.runtime, clock, holdout)  # type: ignore[attr-defined]
