@@ -239,10 +239,13 @@ async def start_rollouts(stack: contextlib.AsyncExitStack, runtime: Runtime, red
 
 async def run_controller(controller: RolloutController, interval_s: float = 1.0) -> None:
     while True:
-        try:
-            await controller.run_once()
-        except Exception:  # Redis away or a bug: try again at the next tick
-            log.warning("rollout controller step failed", exc_info=True)
+        # No rollout configured: nothing to evaluate, and no lock to take in Redis every
+        # second (a config reload that adds one is seen at the next tick).
+        if any(d.rollout is not None for d in controller.config().config.deployments):
+            try:
+                await controller.run_once()
+            except Exception:  # Redis away or a bug: try again at the next tick
+                log.warning("rollout controller step failed", exc_info=True)
         await asyncio.sleep(interval_s)
 
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -193,7 +194,8 @@ def cmd_serve(settings: Settings) -> int:
             # One embedded Redis for all workers, owned by this parent process.
             from gateway.predlog.embedded import EmbeddedRedis
 
-            embedded = EmbeddedRedis(settings.state_dir / "redis")
+            embedded = EmbeddedRedis(settings.state_dir / "redis", nice=settings.redis_nice,
+                                     extra_args=shlex.split(settings.redis_args))
             embedded.start()
             env["SHADOWGATE_REDIS_URL"] = embedded.url
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

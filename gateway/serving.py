@@ -8,6 +8,10 @@ of models that are no longer shadows drain; models no longer used are closed aft
 period (requests still on the old snapshot finish first). A config that fails to load (a
 model file missing, a remote down) changes nothing: the error is raised and the old snapshot
 keeps serving.
+
+Serving also owns what the shadow workers share: the CPU budget of local shadows
+(``mirror.cpu_budget``) and the shadow process that runs heavy ones (``mirror.isolation``),
+started when a model is placed there and stopped with the rest.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from typing import Any
 import httpx
 
 from gateway.backends.base import Backend
+from gateway.backends.budget import CpuBudget
+from gateway.backends.onnx import OnnxBackend
 from gateway.backends.registry import ModelSet, load_models
+from gateway.backends.shadowproc import ShadowProcess
 from gateway.config.load import LoadedConfig
 from gateway.config.schema import ModelSpec
 from gateway.metrics import Metrics
@@ -84,6 +91,8 @@ class Serving:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # worker tasks by model ref
         self._retiring: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self.budget = CpuBudget(None)  # set by apply from mirror.cpu_budget
+        self.process: ShadowProcess | None = None  # the shadow process, once one is needed
 
     @property
     def snapshot(self) -> Snapshot:
@@ -100,6 +109,7 @@ class Serving:
             old = self.service.snapshot if self.service is not None else None
             models, fresh = await self._models(served, old)
             snapshot = build_snapshot(served, models, self.metrics)
+            await self._place(snapshot)
             workers = self._workers(snapshot, old)
             snapshot = dataclasses.replace(snapshot, workers=workers)
             self.live.set_rules(decision_rules(snapshot))
@@ -134,6 +144,25 @@ class Serving:
         self._fingerprints = wanted
         return ModelSet.of(by_ref), {m.ref for m in new}
 
+    async def _place(self, snapshot: Snapshot) -> None:
+        """Where each local shadow's batches run; the shadow process starts here when a
+        model is placed in it (so that its first batches do not wait for it)."""
+        mirror = snapshot.loaded.config.mirror
+        self.budget.set_share(mirror.cpu_budget)
+        if mirror.isolation in ("auto", "process") and self.process is None:
+            self.process = ShadowProcess(nice=mirror.process_nice, idle=mirror.process_idle)
+        process = self.process if mirror.isolation in ("auto", "process") else None
+        if process is not None:  # from its next start
+            process.nice, process.idle = mirror.process_nice, mirror.process_idle
+        placed = False
+        for ref in snapshot.shadow_refs():
+            backend = snapshot.models.by_ref[ref]
+            if isinstance(backend, OnnxBackend):
+                backend.place_shadows(mirror.isolation, process)
+                placed = placed or backend.shadow_mode == "process"
+        if placed and process is not None:
+            await process.start()
+
     def _workers(self, snapshot: Snapshot, old: Snapshot | None) -> dict[str, ShadowWorker]:
         """A worker per model that may run as a shadow: kept where its model is the same."""
         mirror = snapshot.loaded.config.mirror
@@ -149,7 +178,7 @@ class Serving:
             worker = ShadowWorker(backend, self.metrics, queue_size=mirror.queue_size,
                                   max_batch=mirror.max_batch,
                                   max_wait_s=mirror.max_wait_ms / 1000, live=self.live,
-                                  clock=self.timer)
+                                  budget=self.budget, clock=self.timer)
             if ref in self._tasks:  # its model changed: the old worker drains and stops
                 self._retire_worker(old.workers[ref] if old else None, self._tasks.pop(ref))
             self._tasks[ref] = asyncio.create_task(worker.run(), name=f"shadow:{ref}")
@@ -198,4 +227,6 @@ class Serving:
         if snapshot is not None:
             for backend in snapshot.models:
                 await backend.close()
+        if self.process is not None:
+            await self.process.close(timeout)
 

@@ -43,6 +43,11 @@ class Settings(BaseModel):
     replay_rate: float = Field(5000.0, gt=0, description="records/s live + replayed writes may "
                                "reach after an outage")
     spool_max_bytes: int = Field(1 << 30, ge=1)
+    redis_nice: int = Field(5, ge=0, le=19, description="scheduling priority of the embedded "
+                            "Redis and its AOF rewrites (off the request path: on a busy "
+                            "machine the gateway is served first)")
+    redis_args: str = Field("", description="extra redis-server arguments for the embedded "
+                            "Redis, e.g. '--auto-aof-rewrite-min-size 1gb' (they win)")
     shutdown_timeout_s: float = Field(10.0, ge=0)
     watch_config: bool = Field(True, description="reload the config file when it changes")
     rollout_controller: bool = Field(True, description="run the rollout controller here (it "

@@ -115,7 +115,13 @@ def start_servers(stack: contextlib.ExitStack, chosen: Sequence[Setup], log_dir:
     """Start every server the setups need (all at once), then wait for each to be ready."""
     started: dict[str, Server] = {}
     for name in dict.fromkeys(setup.server for setup in chosen):
-        server = servers.start(setups.server_spec(name), setups.REPO_ROOT, log_dir)
+        spec = setups.server_spec(name)
+        if spec.unavailable is not None:
+            failures.update({s.name: Failure(f"skipped: {spec.unavailable}") for s in chosen
+                             if s.server == name})
+            _progress(f"{name}: skipped: {spec.unavailable}")
+            continue
+        server = servers.start(spec, setups.REPO_ROOT, log_dir)
         stack.callback(servers.stop, server)
         started[name] = server
     ready: dict[str, Server] = {}
@@ -162,6 +168,10 @@ def measure(setup: Setup, server: Server, workload: workloads.Workload, load: Lo
     server_cpu = servers.cpu_seconds(server.pid) - server_before
     machine_cpu = servers.machine_busy_seconds() - machine_before
     background = max(0.0, machine_cpu - server_cpu - result.generator_cpu_s)
+    # CPU per request: the server's CPU over the cell (warm-up included) over the requests
+    # the cell would have served at its measured rate (open loop: the offered rate).
+    served = result.rps * wall
+    cpu_us = 1e6 * server_cpu / served if served > 0 else float("nan")
     return Cell(
         setup=setup.name, concurrency=concurrency, round=round_,
         generator="python-paced" if rate else generator, rate=rate,
@@ -169,7 +179,7 @@ def measure(setup: Setup, server: Server, workload: workloads.Workload, load: Lo
         non_2xx=result.non_2xx, socket_errors=result.socket_errors,
         generator_cpu_pct=100 * result.generator_cpu_s / wall,
         server_cpu_pct=100 * server_cpu / wall, background_cpu_pct=100 * background / wall,
-        dropped=int(dropped(server) - dropped_before),
+        dropped=int(dropped(server) - dropped_before), cpu_us_per_request=cpu_us,
     )
 
 
@@ -323,6 +333,10 @@ def finish(out: Path, info: dict[str, object], args: argparse.Namespace, cells: 
     print(f"\n{args.pick} of {args.rounds} round(s), {args.duration:g}s each after "
           f"{args.warmup:g}s warm-up; ratios against {setups.BASELINE} at the same {same}")
     print(report.table(rows, {n: f.message for n, f in failures.items()}, args.setups))
+    against_peers = report.peer_table(rows, args.setups, setups.PEERS)
+    if against_peers:
+        print(f"\ngateway setups against the peers, requests/s ratio (same {same}):")
+        print(against_peers)
     _print_failures(failures)
     write_json(out, info, args, cells, rows, failures)
     print(f"\nresults: {out}")

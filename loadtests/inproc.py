@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import floor
+import servers
 import setups
+import uvloop
 import workloads
 
 from gateway.app import create_app
@@ -78,12 +80,18 @@ def scope_for(path: str, body: bytes, user: int | None,
 
 
 async def drive(app: Asgi, path: str, bodies: list[bytes], vary: bool, total: int,
-                clients: int, extra: tuple[tuple[str, str], ...] = ()) -> float:
-    """Seconds for ``total`` requests from ``clients`` concurrent coroutines."""
+                clients: int, extra: tuple[tuple[str, str], ...] = (), rate: float = 0.0
+                ) -> float:
+    """Seconds for ``total`` requests from ``clients`` concurrent coroutines; with ``rate``,
+    one request every ``1 / rate`` s from one coroutine (the loop sleeps in between)."""
     statuses: dict[int, int] = {}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
 
     async def client(offset: int, count: int) -> None:
         for i in range(count):
+            if rate:
+                await asyncio.sleep(max(0.0, started + (offset + i) / rate - loop.time()))
             n = offset + i
             body = bodies[n % len(bodies)]
             scope = scope_for(path, body, n % 5000 if vary else None, extra)
@@ -100,6 +108,8 @@ async def drive(app: Asgi, path: str, bodies: list[bytes], vary: bool, total: in
             await app(scope, receive, send)
             await asyncio.sleep(0)
 
+    if rate:
+        clients = 1
     per = total // clients
     start = time.perf_counter()
     await asyncio.gather(*(client(c * per, per) for c in range(clients)))
@@ -115,7 +125,9 @@ def bodies_for(kind: workloads.BodyKind, rows: int) -> list[bytes]:
 
 
 async def measure(name: str, total: int, clients: int, profile: bool, state: Path,
-                  log: str) -> float:
+                  log: str, rate: float = 0.0) -> float:
+    """Microseconds per request: wall time at saturation; with ``rate``, the CPU time of
+    this process and its children (the embedded Redis) per request."""
     setup = setups.find(name)
     bodies = bodies_for(setup.body, 64)
     if setup.server.startswith("floor"):
@@ -134,12 +146,14 @@ async def measure(name: str, total: int, clients: int, profile: bool, state: Pat
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
+        cpu = servers.cpu_seconds(os.getpid())
         elapsed = await drive(app, setup.path, bodies, setup.vary_users, total, clients,
-                              setup.headers)
+                              setup.headers, rate)
+        cpu = servers.cpu_seconds(os.getpid()) - cpu
         if profiler:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
-    return elapsed / total * 1e6
+    return (cpu if rate else elapsed) / total * 1e6
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,21 +165,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log", choices=("redis", "memory", "off"), default="redis",
                         help="where the gateway's paired records go")
     parser.add_argument("--profile", default=None, help="cProfile this setup instead")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="paced: one request every 1/RATE s; report CPU (this process "
+                             "and the embedded Redis) per request instead of wall time")
     args = parser.parse_args(argv)
     names = [args.profile] if args.profile else args.setups.split(",")
     results: dict[str, list[float]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory(prefix="sg-inproc-") as tmp:
         for r in range(1 if args.profile else args.rounds):
             for name in (names if r % 2 == 0 else names[::-1]):
-                us = asyncio.run(measure(name, args.requests, args.clients,
-                                         bool(args.profile), Path(tmp) / str(r), args.log))
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    us = runner.run(measure(name, args.requests, args.clients,
+                                            bool(args.profile), Path(tmp) / str(r), args.log,
+                                            args.rate))
                 results[name].append(us)
     base = min(results["floor"]) if results.get("floor") else None
-    print(f"{'setup':<14}{'us/request (best)':>20}{'x floor':>10}")
+    what = "CPU us/request (best)" if args.rate else "us/request (best)"
+    print(f"{'setup':<14}{what:>22}{'x floor':>10}")
     for name, values in results.items():
         best = min(values)
         ratio = f"{best / base:.2f}" if base else "-"
-        print(f"{name:<14}{best:>20.1f}{ratio:>10}")
+        print(f"{name:<14}{best:>22.1f}{ratio:>10}")
 
 
 if __name__ == "__main__":

@@ -104,10 +104,11 @@ async def _keep_open(spec: LoadSpec, pool: Pool) -> None:
             transport.close()
 
 
-async def _measure(spec: LoadSpec) -> Tally:
+async def _measure(spec: LoadSpec, timed: bool = False) -> Tally:
     start = time.perf_counter_ns()
     window = start + int(spec.warmup_s * NS_PER_S)
-    tally = Tally(window, window + int(spec.duration_s * NS_PER_S))
+    tally = Tally(window, window + int(spec.duration_s * NS_PER_S),
+                  done_ns=[] if timed else None)
     pool = Pool(cycler(spec.workload.raw(spec.host, spec.port)), tally)
     slots = [asyncio.create_task(_keep_open(spec, pool)) for _ in range(spec.concurrency)]
     issued = 0
@@ -131,9 +132,20 @@ async def _measure(spec: LoadSpec) -> Tally:
 
 def run(spec: LoadSpec) -> LoadResult:
     """Offer ``spec.rate`` requests/s over ``spec.concurrency`` connections."""
+    return _run(spec, timed=False)[0]
+
+
+def run_timed(spec: LoadSpec) -> tuple[LoadResult, list[tuple[int, int]]]:
+    """``run``, plus each request's (completion time, latency) in ns, on the
+    ``time.perf_counter_ns`` clock."""
+    return _run(spec, timed=True)
+
+
+def _run(spec: LoadSpec, timed: bool) -> tuple[LoadResult, list[tuple[int, int]]]:
     if spec.rate <= 0:
         raise ValueError("paced.run needs a rate above 0")
     cpu_before = time.process_time()
     with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
-        tally = runner.run(_measure(spec))
-    return result(tally, time.process_time() - cpu_before)
+        tally = runner.run(_measure(spec, timed))
+    times = list(zip(tally.done_ns or [], tally.latencies_ns, strict=True)) if timed else []
+    return result(tally, time.process_time() - cpu_before), times

@@ -37,11 +37,14 @@ class Tally:
     latencies_ns: list[int] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     socket_errors: int = 0
+    done_ns: list[int] | None = None  # when each latency was taken, if asked for
 
     def record(self, sent_ns: int, done_ns: int, status: int) -> None:
         if self.window_start_ns <= done_ns <= self.window_end_ns:
             self.latencies_ns.append(done_ns - sent_ns)
             self.statuses[status] += 1
+            if self.done_ns is not None:
+                self.done_ns.append(done_ns)
 
 
 class Connection(asyncio.Protocol):

@@ -52,6 +52,7 @@ class Cell:
     background_cpu_pct: float
     dropped: int = 0  # shadow jobs and log records the gateway dropped during the cell
     rate: float = 0.0  # offered requests/s (open loop); 0: closed loop
+    cpu_us_per_request: float = math.nan  # server (+ children) CPU per request served
 
     @property
     def errors(self) -> int:
@@ -74,8 +75,10 @@ class Row:
     generator_cpu_pct: float
     server_cpu_pct: float
     background_cpu_pct: float
+    cpu_us: float = math.nan
     rps_ratio: float | None = None
     p99_ratio: float | None = None
+    cpu_ratio: float | None = None
     target: str = ""
 
 
@@ -104,6 +107,7 @@ def _row(cells: list[Cell], pick: Pick) -> Row:
         generator_cpu_pct=statistics.median(c.generator_cpu_pct for c in cells),
         server_cpu_pct=statistics.median(c.server_cpu_pct for c in cells),
         background_cpu_pct=statistics.median(c.background_cpu_pct for c in cells),
+        cpu_us=statistics.median(c.cpu_us_per_request for c in cells),
     )
 
 
@@ -111,7 +115,9 @@ def _compare(row: Row, floor: Row | None) -> Row:
     if floor is None or floor.rps <= 0 or not floor.p99_ms > 0:
         return row
     rps_ratio, p99_ratio = row.rps / floor.rps, row.p99_ms / floor.p99_ms
+    cpu_ratio = row.cpu_us / floor.cpu_us if floor.cpu_us > 0 else None
     return replace(row, rps_ratio=rps_ratio, p99_ratio=p99_ratio,
+                   cpu_ratio=None if cpu_ratio is None or math.isnan(cpu_ratio) else cpu_ratio,
                    target=_verdict(row, rps_ratio, p99_ratio))
 
 
@@ -128,7 +134,7 @@ def _verdict(row: Row, rps_ratio: float, p99_ratio: float) -> str:
 COLUMNS = (
     ("setup", 14), ("conc", 5), ("offered", 8), ("req/s", 9), ("p50 ms", 8), ("p99 ms", 8),
     ("errors", 7), ("dropped", 8), ("rps/floor", 10), ("p99/floor", 10), ("gen cpu%", 9),
-    ("srv cpu%", 9), ("bg cpu%", 8), ("target", 7),
+    ("srv cpu%", 9), ("bg cpu%", 8), ("cpu us/req", 11), ("cpu/floor", 10), ("target", 7),
 )
 
 
@@ -148,13 +154,32 @@ def _line(row: Row) -> str:
         f"{row.rps:.0f}", _num(row.p50_ms), _num(row.p99_ms),
         str(row.errors), str(row.dropped), _ratio(row.rps_ratio), _ratio(row.p99_ratio),
         f"{row.generator_cpu_pct:.0f}", f"{row.server_cpu_pct:.0f}",
-        f"{row.background_cpu_pct:.0f}", row.target,
+        f"{row.background_cpu_pct:.0f}", _num(row.cpu_us, 0), _ratio(row.cpu_ratio),
+        row.target,
     )
     return "  ".join(v.rjust(width) for v, (_, width) in zip(values, COLUMNS, strict=True))
 
 
-def _num(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}"
+def _num(value: float, digits: int = 2) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def peer_table(rows: Sequence[Row], order: Sequence[str], peers: Sequence[str]) -> str:
+    """For each load, every non-peer setup's requests/s divided by each peer's (the issue's
+    bar: the full gateway at >= 3.5x MLServer and KServe); empty without a peer."""
+    lines = []
+    for load in sorted({(row.rate, row.concurrency) for row in rows}):
+        by_setup = {row.setup: row for row in rows if (row.rate, row.concurrency) == load}
+        present = [p for p in peers if p in by_setup and by_setup[p].rps > 0]
+        if not present:
+            continue
+        where = f"{load[0]:.0f}/s" if load[0] else f"c{load[1]}"
+        for name in order:
+            if name in by_setup and name not in peers:
+                ratios = "  ".join(f"{by_setup[name].rps / by_setup[p].rps:5.2f}x {p}"
+                                   for p in present)
+                lines.append(f"  {where:>7}  {name:>14}  {ratios}")
+    return "\n".join(lines)
 
 
 def _ratio(value: float | None) -> str:

@@ -44,6 +44,7 @@ class ServerSpec:
     health_path: str
     state_env: str | None = None  # env var that gets a fresh temp dir per start
     env: dict[str, str] = field(default_factory=dict)
+    unavailable: str | None = None  # why it cannot run here (a peer not installed)
 
 
 @dataclass

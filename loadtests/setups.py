@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import peers
 from servers import ServerSpec
 from workloads import BodyKind
 
@@ -58,7 +59,14 @@ SETUPS = (
           False, "as v2 with SHADOWGATE_ACCESS_LOG=on: a logfmt line per request"),
     Setup("full-v2-nolog", "gateway-full-nolog", "/v2/models/breast-cancer/infer", "v2", True,
           "as full-v2 with SHADOWGATE_LOG=off: shadows and canary without paired records"),
+    Setup("full-heavy", "gateway-heavy", "/v2/models/breast-cancer/infer", "v2", True,
+          "champion + 2 shadows of bc-heavy at 100% (default isolation and CPU budget)"),
+    Setup("mlserver", "mlserver", "/v2/models/bc-logreg/infer", "v2", False,
+          "MLServer 1.7.1, minimal ONNX runtime, access log off (loadtests/peers.py)"),
+    Setup("kserve", "kserve", "/v2/models/bc-logreg/infer", "v2", False,
+          "KServe 0.21, minimal ONNX model, access log off (loadtests/peers.py)"),
 )
+PEERS = ("mlserver", "kserve")
 
 
 def find(name: str) -> Setup:
@@ -91,13 +99,21 @@ def _gateway(name: str, config: str, log: bool = True, token: bool = False,
     return ServerSpec(name, argv, GATEWAY_HEALTH, state_env=STATE_ENV, env=env)
 
 
+def _peer(name: str) -> ServerSpec:
+    if not peers.installed(peers.default_dir(), name):
+        return ServerSpec(name, (), GATEWAY_HEALTH, unavailable=peers.missing_message(name))
+    return ServerSpec(name, peers.command(name), GATEWAY_HEALTH)
+
+
 def server_spec(name: str) -> ServerSpec:
     """The launch recipe of a server named in ``Setup.server``."""
+    if name in PEERS:
+        return _peer(name)
     if name.startswith("floor"):
         return _floor(name)
     if name == "http-only":
         return _floor(name, "--empty")
-    config = {"champion": "champion.yaml", "full": "full.yaml"}.get(
+    config = {"champion": "champion.yaml", "full": "full.yaml", "heavy": "heavy.yaml"}.get(
         name.removeprefix("gateway-").removesuffix("-nolog").removesuffix("-token")
         .removesuffix("-accesslog"))
     if name.startswith("gateway-") and config is not None:

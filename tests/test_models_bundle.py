@@ -18,7 +18,7 @@ import pytest
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 SAMPLE_FILE = MODELS_DIR / "samples" / "breast-cancer-holdout.jsonl"
-MODEL_NAMES = ["bc-logreg", "bc-gbt", "bc-rf"]
+MODEL_NAMES = ["bc-logreg", "bc-gbt", "bc-rf", "bc-heavy"]
 VERSION = "1"
 
 CARD_KEYS = [
@@ -103,7 +103,10 @@ def test_sha256_matches_file(bundle: dict[str, Any]) -> None:
 
 
 def test_size_is_small(bundle: dict[str, Any]) -> None:
-    assert len(bundle["blob"]) < 1_000_000
+    # bc-heavy is the heavy candidate of the shadow benchmark: big on purpose, still small
+    # enough for git.
+    limit = 3_000_000 if bundle["card"]["name"] == "bc-heavy" else 1_000_000
+    assert len(bundle["blob"]) < limit
 
 
 def test_onnx_signature_matches_card(bundle: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.protocol.signature import ClassifierInfo, Signature
 from gateway.protocol.tensors import Array
@@ -45,3 +45,15 @@ class Backend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class MeteredBackend(Protocol):
+    """A backend that says what each shadow batch cost in CPU time, wherever it ran (local
+    models: the shadow CPU budget is charged with it)."""
+
+    async def infer_batch_metered(self, inputs: Mapping[str, Array],
+                                  context: CallContext | None = None
+                                  ) -> tuple[dict[str, Array], float]:
+        """``infer_batch``, and the CPU seconds the call took."""
+        ...

@@ -3,9 +3,13 @@
 Tiny models (tens of microseconds) are called inline on the event loop: handing them to
 a thread costs more than the inference. At warm-up the backend measures itself and moves
 request-path calls to a worker thread when a call is slower than ``INLINE_LIMIT_S``.
-Shadow micro-batches of a fast model run inline too (one call per batch); a model whose
-batch call ever takes longer than ``SHADOW_INLINE_LIMIT_S`` moves them to a dedicated
-thread, so a slow or hung shadow does not keep blocking the loop.
+
+Shadow micro-batches run where ``place_shadows`` says (the config's ``mirror.isolation``):
+``inline`` on the event loop, ``thread`` on a dedicated thread, ``process`` in the gateway's
+shadow process (shadowproc.py), or ``auto``: inline while a batch is cheap (a warm-up batch
+of ``WARMUP_BATCH`` rows, then every batch, within ``SHADOW_INLINE_LIMIT_S`` of CPU), else
+the shadow process (a thread when there is none). Each batch reports the CPU time it took
+wherever it ran, which the shadow CPU budget is charged.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import onnxruntime as ort
 
 from gateway.backends.base import CallContext
 from gateway.backends.card import CARD_FILE, ModelCard, load_card, sha256_of
+from gateway.backends.shadowproc import ShadowProcess
 from gateway.errors import ConfigError
 from gateway.protocol.signature import ClassifierInfo, Signature, TensorSpec, same_specs
 from gateway.protocol.tensors import DTYPES, Array
@@ -38,7 +43,10 @@ INLINE_LIMIT_S = 0.001
 # preempted call takes milliseconds of wall time, and that must not count as slow.
 SHADOW_INLINE_LIMIT_S = 0.002
 SHADOW_SLOW_STREAK = 3
+WARMUP_BATCH = 64
 Offload = Literal["auto", "always", "never"]
+Isolation = Literal["auto", "inline", "thread", "process"]
+ShadowMode = Literal["inline", "thread", "process"]
 
 ORT_TYPES = {
     "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
@@ -111,10 +119,15 @@ class OnnxBackend:
             raise ConfigError([f"{card_path}: label/scores outputs not in the model's outputs"])
         self._output_names = [s.name for s in self.signature.outputs]
         self._offload = offload
+        self.threads = threads
         self.inline = offload != "always"
-        self.shadow_inline = False  # decided at warm-up
+        self._shadow_cheap = False  # decided at warm-up: may shadow batches run inline?
+        self.shadow_mode: ShadowMode = "thread"  # decided at warm-up, then by place_shadows
+        self._isolation: Isolation = "auto"
+        self._process: ShadowProcess | None = None
         self._slow_streak = 0
         self.warmup_s: float | None = None
+        self.warmup_batch_s: float | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._shadow_executor: ThreadPoolExecutor | None = None
 
@@ -137,9 +150,46 @@ class OnnxBackend:
         self.warmup_s = statistics.median(timings)
         if self._offload == "auto":
             self.inline = self.warmup_s < INLINE_LIMIT_S
-        self.shadow_inline = self.inline and self._offload != "always"
-        log.info("model %s:%s warmed up: %.0f us per call, %s", self.name, self.version,
-                 self.warmup_s * 1e6, "inline" if self.inline else "worker thread")
+        self.warmup_batch_s = self._time_batch(sample) if self.signature.batchable else None
+        cheap = self.warmup_batch_s is None or self.warmup_batch_s <= SHADOW_INLINE_LIMIT_S
+        self._shadow_cheap = self.inline and self._offload != "always" and cheap
+        self.place_shadows(self._isolation, self._process)
+        log.info("model %s:%s warmed up: %.0f us per call, %s; %s-row shadow batch %s us, %s",
+                 self.name, self.version, self.warmup_s * 1e6,
+                 "inline" if self.inline else "worker thread", WARMUP_BATCH,
+                 "-" if self.warmup_batch_s is None else f"{self.warmup_batch_s * 1e6:.0f}",
+                 self.shadow_mode)
+
+    def _time_batch(self, sample: dict[str, Array]) -> float:
+        """CPU seconds of one WARMUP_BATCH-row call (median of 3)."""
+        rows = {name: np.repeat(array, WARMUP_BATCH, axis=0) if array.ndim else array
+                for name, array in sample.items()}
+        timings = []
+        for _ in range(3):
+            start = time.thread_time()
+            self.run(rows)
+            timings.append(time.thread_time() - start)
+        return statistics.median(timings)
+
+    @property
+    def shadow_inline(self) -> bool:
+        """Whether shadow batches run on the event loop now."""
+        return self.shadow_mode == "inline"
+
+    def place_shadows(self, isolation: Isolation, process: ShadowProcess | None) -> None:
+        """Where this model's shadow micro-batches run from now on (``mirror.isolation``);
+        ``process``: the gateway's shadow process, for ``process`` and ``auto``."""
+        self._isolation, self._process = isolation, process
+        if isolation == "auto":
+            self._slow_streak = 0
+            self.shadow_mode = "inline" if self._shadow_cheap else self._offloaded()
+        elif isolation == "process" and process is None:
+            self.shadow_mode = "thread"
+        else:
+            self.shadow_mode = isolation
+
+    def _offloaded(self) -> ShadowMode:
+        return "process" if self._process is not None else "thread"
 
     async def infer(self, inputs: Mapping[str, Array], context: CallContext | None = None
                     ) -> dict[str, Array]:
@@ -151,24 +201,39 @@ class OnnxBackend:
 
     async def infer_batch(self, inputs: Mapping[str, Array], context: CallContext | None = None
                           ) -> dict[str, Array]:
-        if self.shadow_inline:
+        return (await self.infer_batch_metered(inputs, context))[0]
+
+    async def infer_batch_metered(self, inputs: Mapping[str, Array],
+                                  context: CallContext | None = None
+                                  ) -> tuple[dict[str, Array], float]:
+        """A shadow micro-batch, and the CPU seconds it took where it ran."""
+        if self.shadow_mode == "process" and self._process is not None:
+            outputs, cpu_s = await self._process.run(str(self.path), self.threads,
+                                                     self._output_names, inputs)
+            return dict(zip(self._output_names, outputs, strict=True)), cpu_s
+        if self.shadow_mode == "inline":
             start = time.thread_time()
-            outputs = self.run(inputs)
+            result = self.run(inputs)
             took = time.thread_time() - start
-            if took <= SHADOW_INLINE_LIMIT_S or self._offload != "auto":
+            if took <= SHADOW_INLINE_LIMIT_S or self._isolation != "auto":
                 self._slow_streak = 0
-                return outputs
+                return result, took
             self._slow_streak += 1
             if self._slow_streak >= SHADOW_SLOW_STREAK:
-                self.shadow_inline = False
+                self.shadow_mode = self._offloaded()
                 log.warning("model %s:%s took %.1f ms of CPU on %d shadow batches in a row: "
-                            "later batches run on a worker thread", self.name, self.version,
-                            took * 1000, self._slow_streak)
-            return outputs
+                            "later batches run in the shadow %s", self.name, self.version,
+                            took * 1000, self._slow_streak, self.shadow_mode)
+            return result, took
         if self._shadow_executor is None:
             self._shadow_executor = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{self.name}")
         return await asyncio.get_running_loop().run_in_executor(
-            self._shadow_executor, self.run, inputs)
+            self._shadow_executor, self._run_timed, inputs)
+
+    def _run_timed(self, inputs: Mapping[str, Array]) -> tuple[dict[str, Array], float]:
+        start = time.thread_time()
+        result = self.run(inputs)
+        return result, time.thread_time() - start
 
     async def close(self) -> None:
         for executor in (self._executor, self._shadow_executor):

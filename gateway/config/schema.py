@@ -208,11 +208,28 @@ class DeploymentSpec(Strict):
 
 
 class MirrorSpec(Strict):
-    """Shadow micro-batching, per shadow model."""
+    """Shadow micro-batching (per shadow model), and the CPU local shadows may take."""
 
     queue_size: Annotated[int, Field(ge=1)] = 10_000
     max_batch: Annotated[int, Field(ge=1, le=4096)] = 64
-    max_wait_ms: Annotated[float, Field(ge=0)] = 2.0
+    max_wait_ms: Annotated[float, Field(ge=0)] = Field(
+        50.0, description="how long a micro-batch may gather after its first job (it goes "
+        "as soon as max_batch jobs are there)")
+    cpu_budget: Annotated[float, Field(gt=0, le=1024)] | None = Field(
+        0.5, description="cores: CPU seconds per second that all local (ONNX) shadow batches "
+        "may take together, wherever they run; batches beyond it are shed (recorded with "
+        "status 'shed', counted in shadowgate_shadow_dropped_total{reason=\"shed\"}); "
+        "null: no limit")
+    isolation: Literal["auto", "inline", "thread", "process"] = Field(
+        "auto", description="where local shadow batches run: 'inline' on the event loop, "
+        "'thread' on a thread per model, 'process' in the gateway's shadow process, 'auto': "
+        "inline while a batch is cheap (2 ms of CPU), else the shadow process")
+    process_idle: bool = Field(
+        True, description="run the shadow process SCHED_IDLE (Linux): only on CPU time that "
+        "nothing else wants; what it cannot keep up with fills its queues and is dropped")
+    process_nice: Annotated[int, Field(ge=0, le=19)] = Field(
+        10, description="niceness of the shadow process when it is not SCHED_IDLE (higher: "
+        "yields more readily to the request path)")
 
 
 class ServerSpec(Strict):

@@ -42,6 +42,7 @@ class RedisLink:
         self._clock = clock
         self._skew_ms = 0.0  # Redis clock minus ours, measured by each probe
         self._up = True
+        self._down_listeners: list[Callable[[], None]] = []
         metrics.log_redis_up.set(1)
 
     @property
@@ -94,11 +95,19 @@ class RedisLink:
         self.mark_up()
         return True
 
+    def on_down(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (in the loop's thread) each time Redis stops answering."""
+        self._down_listeners.append(listener)
+
     def mark_down(self, exc: BaseException) -> None:
-        if self._up:
+        was_up = self._up
+        if was_up:
             log.warning("predlog: Redis write failed (%r); spooling until it answers", exc)
         self._up = False
         self._metrics.log_redis_up.set(0)
+        if was_up:
+            for listener in self._down_listeners:
+                listener()
 
     def mark_up(self) -> None:
         if not self._up:

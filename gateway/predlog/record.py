@@ -2,7 +2,7 @@
 
 Schema version 1. One record per request that went through a deployment; it is
 assembled when the primary model has answered and every sampled shadow has
-answered, failed, timed out or been dropped. In Redis it is one stream entry of
+answered, failed, timed out, or been dropped or shed. In Redis it is one stream entry of
 ``sg:{deployment}:pairs`` whose single field ``r`` holds the record as orjson
 bytes (see :func:`encode` / :func:`decode`).
 
@@ -24,8 +24,10 @@ Fields (JSON):
     ``model``       model name; ``version``: model version (str)
     ``served``      true for the model whose answer went back to the caller (when that
                     model failed, the caller got an error: status "error" or "timeout")
-    ``status``      "ok" | "error" | "timeout" | "dropped"
-    ``latency_ms``  model latency in milliseconds (float, null when dropped)
+    ``status``      "ok" | "error" | "timeout" | "dropped" | "shed" ("dropped": a full
+                    queue or a shutdown; "shed": over the shadows' CPU budget; neither
+                    ran, and reports count both as not sampled, not as errors)
+    ``latency_ms``  model latency in milliseconds (float, null when dropped or shed)
     ``error``       error message or null
     ``output``      for classifiers: {"label": [class names], "scores": [[p, ...]],
                     "classes": [class names in score order]};
@@ -45,7 +47,7 @@ SCHEMA_VERSION = 1
 STREAM_FIELD = b"r"
 
 Role = Literal["champion", "canary", "shadow"]
-Status = Literal["ok", "error", "timeout", "dropped"]
+Status = Literal["ok", "error", "timeout", "dropped", "shed"]
 Variant = Literal["champion", "canary"]
 
 

@@ -1,6 +1,8 @@
 """Replayer: sends the spool back to Redis once it answers, oldest first and paced.
 
-While Redis is down it probes every ``probe_interval``. Once up, each step sends the oldest
+While Redis is down it probes every ``probe_interval``; while Redis answers and the spool is
+empty it sleeps without a timer until a write fails (records are spooled only then). Once up,
+each step sends the oldest
 spooled chunk; a chunk that may already be in Redis (its earlier write's reply was lost, or a
 replay of it was interrupted) is first checked against the stream ids where it may have landed,
 and only what is missing is sent. The attempt is persisted before sending, so a crash mid-replay
@@ -46,6 +48,8 @@ class Replayer:
         self._probe_interval = probe_interval
         self._replay_rate = replay_rate
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # Redis went down, or stop
+        link.on_down(self._wake.set)
         self._last: tuple[float, int] | None = None  # (loop time, live count) at the last step
 
     async def run_once(self) -> float:
@@ -70,18 +74,24 @@ class Replayer:
         return (await self._step())[1]
 
     async def run(self) -> None:
-        """Probe once, then repeat ``run_once`` (pausing as it asks) until ``stop``."""
+        """Probe once, then repeat ``run_once`` (pausing as it asks) until ``stop``; with
+        Redis up and nothing spooled, wait for Redis to go down instead of polling."""
         await self.link.probe()
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 pause = await self.run_once()
             except Exception:  # keep replaying after a bug rather than never again
                 log.exception("predlog: replay step failed")
                 pause = self._probe_interval
-            await self._pause(pause)
+            if self.link.up and self.spool.bytes_held() == 0 and not self._wake.is_set():
+                await self._wake.wait()
+            else:
+                await self._pause(pause)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     async def _step(self) -> tuple[bool, int]:
         """(whether a chunk was consumed, how many records it held)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,8 @@ async def open_prediction_log(settings: Settings, loaded: LoadedConfig, metrics:
     async with contextlib.AsyncExitStack() as stack:
         url = settings.redis_url
         if url is None:
-            embedded = EmbeddedRedis(settings.state_dir / "redis")
+            embedded = EmbeddedRedis(settings.state_dir / "redis", nice=settings.redis_nice,
+                                     extra_args=shlex.split(settings.redis_args))
             await asyncio.to_thread(embedded.start)
             if embedded.owned:  # never stop a server adopted from another gateway
                 stack.push_async_callback(asyncio.to_thread, embedded.stop)

@@ -36,14 +36,18 @@ class LogWriter:
 
     def __init__(self, link: RedisLink, spool: Spool, metrics: Metrics, *,
                  queue_size: int = 50_000, batch_size: int = 512, flush_interval: float = 0.05,
-                 linger: float = 0.005) -> None:
+                 linger: float = 0.05, linger_batch: int = 64) -> None:
         """``linger``: once a record is queued, how long to let more gather before writing a
-        batch that is not full yet (off the request path a few ms cost nothing, while a Redis
-        call for every one or two records at moderate traffic costs CPU in this process and
-        in Redis); capped by ``flush_interval``, the longest a record waits in memory."""
+        batch of fewer than ``linger_batch`` records (off the request path some ms cost
+        nothing, while a Redis call for every few records at a few hundred requests/s costs
+        more CPU, here and in Redis, than the records themselves); capped by
+        ``flush_interval``, the longest a record waits in memory. ``linger_batch`` ends the
+        linger early, so that busy traffic is written in batches of about that size (a
+        bigger batch is one longer turn of the event loop to encode)."""
         self.link = link
         self.spool = spool
         self.batch_size = batch_size
+        self._fill = max(1, min(batch_size, linger_batch))
         self._metrics = metrics
         self._queue: deque[PairedRecord] = deque()
         self._queue_size = queue_size
@@ -69,7 +73,7 @@ class LogWriter:
             self.submitted += 1
             if not self._wake.is_set():
                 self._wake.set()
-            if len(self._queue) >= self.batch_size:
+            if len(self._queue) >= self._fill:
                 self._filled.set()
         except Exception:  # the request path must not fail because of the log
             log.exception("predlog: submit failed")
@@ -86,7 +90,7 @@ class LogWriter:
                     await self._wake.wait()
             except TimeoutError:
                 return 0
-        if self._linger > 0 and len(self._queue) < self.batch_size and not self._stop.is_set():
+        if self._linger > 0 and len(self._queue) < self._fill and not self._stop.is_set():
             self._filled.clear()
             try:
                 async with asyncio.timeout(self._linger):
@@ -99,9 +103,14 @@ class LogWriter:
         return len(records)
 
     async def run(self) -> None:
-        """Repeat ``run_once`` until ``stop``."""
+        """Repeat ``run_once`` until ``stop``; while nothing is queued, sleep without a timer
+        (``submit`` and ``stop`` wake it), so that an idle gateway spends nothing here."""
         while not self._stop.is_set():
             try:
+                if not self._queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
                 await self.run_once()
             except Exception:  # a bug must not end the log for the life of the process
                 log.exception("predlog: writer step failed")

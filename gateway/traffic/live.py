@@ -16,6 +16,7 @@ its shadow, the canary is the candidate.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,31 +68,38 @@ class LiveAgreement:
                outputs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         champ_labels: list[Any] = []
         cand_labels: list[Any] = []
-        champ_scores, cand_scores = [], []
+        champ_scores: list[Any] = []
+        cand_scores: list[Any] = []
         classes = None
+        same_classes: dict[tuple[int, int], bool] = {}  # a batch shares a few class lists
         for champ, cand in outputs:
-            if "label" not in champ or "label" not in cand:
+            champ_label, cand_label = champ.get("label"), cand.get("label")
+            if champ_label is None or cand_label is None or len(champ_label) != len(cand_label):
                 continue
-            if len(champ["label"]) != len(cand["label"]):
-                continue
-            champ_labels.extend(champ["label"])
-            cand_labels.extend(cand["label"])
-            if tuple(champ["classes"]) == tuple(cand["classes"]):
+            champ_labels += champ_label
+            cand_labels += cand_label
+            key = (id(champ["classes"]), id(cand["classes"]))
+            same = same_classes.get(key)
+            if same is None:
+                same = same_classes[key] = tuple(champ["classes"]) == tuple(cand["classes"])
+            if same:
                 classes = champ["classes"]
-                champ_scores.append(np.asarray(champ["scores"], np.float64))
-                cand_scores.append(np.asarray(cand["scores"], np.float64))
+                champ_scores.append(champ["scores"])
+                cand_scores.append(cand["scores"])
         if not champ_labels:
             return
         rows_c, same_c, flips_c, hist = self._child(deployment, candidate)
         rows_c.inc(len(champ_labels))
-        same_c.inc(sum(a == b for a, b in zip(champ_labels, cand_labels, strict=True)))
+        same_c.inc(sum(map(operator.eq, champ_labels, cand_labels)))
         if not champ_scores or classes is None:
             return
         column = _positive(classes, rule.positive)
         if column is None:
             return
-        a = np.concatenate(champ_scores)[:, column]
-        b = np.concatenate(cand_scores)[:, column]
+        # Score rows are numpy arrays (or lists, from a remote model): one conversion each
+        # for the whole batch.
+        a = np.concatenate(champ_scores, dtype=np.float64)[:, column]
+        b = np.concatenate(cand_scores, dtype=np.float64)[:, column]
         diff = b - a
         counts = np.bincount(np.searchsorted(_EDGES, diff, side="left"),
                              minlength=len(_EDGES) + 1)

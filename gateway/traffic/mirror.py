@@ -4,6 +4,11 @@ The request path only calls ``submit`` (``put_nowait``); a full queue drops the 
 counts it. The worker gathers jobs for up to ``max_wait`` or ``max_batch`` jobs, runs one
 backend call per batch (off the event loop), and resolves each job's slot in its pending
 record. A shadow that raises or times out shows up in the record and in metrics only.
+
+Local models share a CPU budget (backends/budget.py): a batch that finds it spent is shed,
+not run: each of its jobs is recorded with status ``shed`` and counted in
+``shadowgate_shadow_dropped_total{reason="shed"}``, so the queue never grows behind a shadow
+heavier than its budget, and the champion keeps its CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from gateway.backends.base import Backend, CallContext
+from gateway.backends.base import Backend, CallContext, MeteredBackend
+from gateway.backends.budget import CpuBudget
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.predlog.record import Status
@@ -52,9 +58,13 @@ class ShadowWorker:
 
     def __init__(self, backend: Backend, metrics: Metrics, *, queue_size: int, max_batch: int,
                  max_wait_s: float, clock: Callable[[], float] = time.perf_counter,
-                 live: LiveAgreement | None = None) -> None:
+                 live: LiveAgreement | None = None, budget: CpuBudget | None = None) -> None:
+        """``budget``: the CPU budget of local shadows, charged by a backend that reports
+        what its batches cost (MeteredBackend); others (remote models) run outside it."""
         self.backend = backend
         self.live = live
+        self.metered = backend if isinstance(backend, MeteredBackend) else None
+        self.budget = budget if self.metered is not None else None
         self.settings = (queue_size, max_batch, max_wait_s)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -65,11 +75,14 @@ class ShadowWorker:
         self._batch_size = metrics.shadow_batch_size.labels(*labels)
         self._latency = metrics.shadow_latency.labels(*labels)
         self._dropped = metrics.shadow_dropped
+        self._shed = metrics.shadow_dropped.labels(*labels, "shed")
         self._results = {s: metrics.shadow_results.labels(*labels, s)
                          for s in ("ok", "error", "timeout")}
         self._labels = labels
         self._stats = metrics.stats(*labels)  # Triton's statistics: its shadow executions
         self._stopping = False
+        self._gathering = False  # the worker waits for a batch to fill
+        self._filled = asyncio.Event()
 
     def submit(self, job: Job) -> None:
         """Never blocks: a full queue (or a stopping worker) drops the job and counts it."""
@@ -80,6 +93,9 @@ class ShadowWorker:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
             self.drop(job, "queue_full")
+            return
+        if self._gathering and self.queue.qsize() >= self.max_batch - 1:
+            self._filled.set()  # with the job the worker holds, the batch is full
 
     def drop(self, job: Job, reason: str) -> None:
         self._dropped.labels(*self._labels, reason).inc()
@@ -96,7 +112,15 @@ class ShadowWorker:
         """
         first = await self.queue.get()
         if self.max_wait_s > 0 and self.queue.qsize() < self.max_batch - 1:
-            await asyncio.sleep(self.max_wait_s)
+            self._filled.clear()
+            self._gathering = True
+            try:
+                async with asyncio.timeout(self.max_wait_s):
+                    await self._filled.wait()
+            except TimeoutError:
+                pass
+            finally:
+                self._gathering = False
         handled = 0
         for _ in range(BATCHES_PER_TURN):
             batch = [first] if handled == 0 else [self.queue.get_nowait()]
@@ -106,7 +130,9 @@ class ShadowWorker:
             self._batch_size.observe(len(batch))
             try:
                 valid = [job for job in batch if self._accepts(job)]
-                if valid:
+                if valid and self.budget is not None and not self.budget.available():
+                    self.shed(valid)
+                elif valid:
                     await self._run(valid)
             finally:
                 for _ in batch:
@@ -117,6 +143,12 @@ class ShadowWorker:
         if not self.queue.empty():
             await asyncio.sleep(0)
         return handled
+
+    def shed(self, jobs: list[Job]) -> None:
+        """Over the CPU budget: these jobs do not run; recorded and counted as shed."""
+        self._shed.inc(len(jobs))
+        for job in jobs:
+            job.pending.resolve(job.slot, "shed", None, "shed: over the shadows' CPU budget")
 
     def _accepts(self, job: Job) -> bool:
         if job.checked:
@@ -149,7 +181,12 @@ class ShadowWorker:
             # asyncio.timeout, not wait_for: no task per batch, and an inline backend's
             # call completes without a trip through the event loop.
             async with asyncio.timeout(timeout):
-                outputs = await self.backend.infer_batch(inputs, context)
+                if self.metered is not None:
+                    outputs, cpu_s = await self.metered.infer_batch_metered(inputs, context)
+                    if self.budget is not None:
+                        self.budget.charge(cpu_s)
+                else:
+                    outputs = await self.backend.infer_batch(inputs, context)
         except TimeoutError:
             self._finish(jobs, "timeout", self.clock() - start, f"no answer within {timeout}s")
             return

@@ -78,3 +78,22 @@ def _answers(url: str) -> bool:
 def test_too_long_state_dir_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too long for a unix socket"):
         EmbeddedRedis(tmp_path / ("x" * 120))
+
+
+def test_it_runs_niced_and_rewrites_its_aof_rarely(state_dir: Path) -> None:
+    server = EmbeddedRedis(state_dir, nice=5, extra_args=["--auto-aof-rewrite-min-size", "1gb"])
+    server.start()
+    try:
+        pid = int(server.pidfile.read_text())
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(
+            os.PRIO_PROCESS, 0) + 5)
+        with redis.Redis.from_url(server.url) as client:
+            config = {k: client.config_get(k)[k] for k in (
+                "auto-aof-rewrite-percentage", "auto-aof-rewrite-min-size",
+                "aof-use-rdb-preamble", "no-appendfsync-on-rewrite", "appendfsync")}
+    finally:
+        server.stop()
+    assert config == {"auto-aof-rewrite-percentage": "200",
+                      "auto-aof-rewrite-min-size": str(1 << 30),  # the extra argument wins
+                      "aof-use-rdb-preamble": "yes", "no-appendfsync-on-rewrite": "yes",
+                      "appendfsync": "everysec"}

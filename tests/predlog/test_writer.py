@@ -331,3 +331,29 @@ async def test_replay_after_a_crash_mid_replay_skips_what_landed(
 def test_replay_pause_leaves_room_for_live_traffic(records: int, took: float, live: float,
                                                    expected: float) -> None:
     assert replay_pause(records, took, live, 5_000.0) == pytest.approx(expected)
+
+
+def pending_timers() -> int:
+    """Timers scheduled on this (asyncio default) loop: an idle loop part should hold none."""
+    loop = asyncio.get_running_loop()
+    return sum(1 for handle in loop._scheduled if not handle.cancelled())  # type: ignore[attr-defined]
+
+
+async def test_an_idle_writer_and_replayer_sleep_without_timers(
+        redis: Redis, spool: Spool, metrics: Metrics) -> None:
+    link, writer, replayer = parts(redis, spool, metrics)
+    tasks = [asyncio.create_task(writer.run()), asyncio.create_task(replayer.run())]
+    try:
+        await apoll(lambda: pending_timers() == 0, DEADLINE)  # after the first probe
+        writer.submit(record(1))  # a record wakes the writer, which writes it
+        await apoll(lambda: sample(metrics, "shadowgate_predlog_records_written_total") == 1,
+                    DEADLINE)
+        await apoll(lambda: pending_timers() == 0, DEADLINE)
+        # A failed write wakes the replayer, whose probe finds Redis back; then it sleeps.
+        link.mark_down(ConnectionError("test"))
+        await apoll(lambda: link.up and pending_timers() == 0, DEADLINE)
+    finally:
+        writer.stop()
+        replayer.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE)
+    assert await request_ids(redis) == ["req-1"]
