@@ -4,8 +4,10 @@ Names follow MLServer (``model_infer_request_*`` with ``model_name``/``model_ver
 labels) and, beside them, Triton (``nv_inference_*`` with ``model``/``version``, from
 plain numbers read at scrape time: gateway/inferstats.py), so that either family of serving
 dashboards carries over; gateway-specific series are prefixed ``shadowgate_``.
-Under ``--workers N`` the process runs in prometheus_client's multiprocess mode
-(``PROMETHEUS_MULTIPROC_DIR``); gauges then sum over live processes.
+The series updated on every request are plain numbers exported at scrape time
+(gateway/plainmetrics.py). Under ``--workers N`` the process runs in prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``); those series are then the library's own
+classes, and gauges sum over live processes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from prometheus_client import (
 )
 
 from gateway.inferstats import ModelStats, StatsBook
+from gateway.plainmetrics import CounterChild, HistogramChild, PlainFamily
 
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -36,8 +39,46 @@ SCORE_DIFF_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, 0.0, 0.01, 0.02, 0.
 MODEL_LABELS = ("model_name", "model_version")
 
 
+def _multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def _counter(name: str, doc: str, labels: tuple[str, ...], registry: CollectorRegistry
+             ) -> Counter | PlainFamily:
+    """A counter family updated on the request path."""
+    if _multiprocess():
+        return Counter(name, doc, labels, registry=registry)
+    family = PlainFamily(name, doc, labels)
+    registry.register(family)
+    return family
+
+
+def _histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...],
+               registry: CollectorRegistry) -> Histogram | PlainFamily:
+    """A histogram family updated on the request path."""
+    if _multiprocess():
+        return Histogram(name, doc, labels, buckets=buckets, registry=registry)
+    family = PlainFamily(name, doc, labels, buckets)
+    registry.register(family)
+    return family
+
+
+def counter_child(family: Counter | PlainFamily, *labels: str) -> CounterChild:
+    if isinstance(family, PlainFamily):
+        return family.counter(*labels)
+    child: CounterChild = family.labels(*labels)
+    return child
+
+
+def histogram_child(family: Histogram | PlainFamily, *labels: str) -> HistogramChild:
+    if isinstance(family, PlainFamily):
+        return family.histogram(*labels)
+    child: HistogramChild = family.labels(*labels)
+    return child
+
+
 def _gauge(name: str, doc: str, labels: tuple[str, ...], registry: CollectorRegistry) -> Gauge:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _multiprocess():
         return Gauge(name, doc, labels, registry=registry, multiprocess_mode="livesum")
     return Gauge(name, doc, labels, registry=registry)
 
@@ -46,9 +87,9 @@ def _gauge(name: str, doc: str, labels: tuple[str, ...], registry: CollectorRegi
 class ModelMetrics:
     """Label children of one model, resolved once so the request path skips label lookups."""
 
-    success: Counter
-    compute: Histogram
-    duration: Histogram
+    success: CounterChild
+    compute: HistogramChild
+    duration: HistogramChild
     stats: ModelStats
 
 
@@ -84,27 +125,26 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         # Serving
-        self.request_success = Counter(
-            "model_infer_request_success", "Successful inference requests", MODEL_LABELS,
-            registry=r)
+        self.request_success = _counter(
+            "model_infer_request_success", "Successful inference requests", MODEL_LABELS, r)
         self.request_failure = Counter(
             "model_infer_request_failure", "Failed inference requests by reason",
             (*MODEL_LABELS, "reason"), registry=r)
-        self.request_duration = Histogram(
+        self.request_duration = _histogram(
             "model_infer_request_duration_seconds",
             "Time from request received to response ready (gateway total)", MODEL_LABELS,
-            buckets=LATENCY_BUCKETS, registry=r)
-        self.compute_duration = Histogram(
+            LATENCY_BUCKETS, r)
+        self.compute_duration = _histogram(
             "model_infer_compute_duration_seconds", "Time spent in the model call only",
-            MODEL_LABELS, buckets=LATENCY_BUCKETS, registry=r)
+            MODEL_LABELS, LATENCY_BUCKETS, r)
         self.in_flight = _gauge(
             "rest_server_requests_in_progress", "Inference requests being served", (), r)
         # Triton's families (nv_inference_*), per model version and per deployment.
-        self.book = StatsBook(r, multiprocess=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
+        self.book = StatsBook(r, multiprocess=_multiprocess())
         # Traffic policy
-        self.variant_requests = Counter(
+        self.variant_requests = _counter(
             "shadowgate_variant_requests", "Deployment requests by the variant that answered",
-            ("deployment", "variant"), registry=r)
+            ("deployment", "variant"), r)
         self.shadow_queue_depth = _gauge(
             "shadowgate_shadow_queue_depth", "Jobs waiting in a shadow model's queue",
             MODEL_LABELS, r)
@@ -198,11 +238,15 @@ class Metrics:
     def model(self, name: str, version: str) -> ModelMetrics:
         """Pre-bound children for one model."""
         return ModelMetrics(
-            success=self.request_success.labels(name, version),
-            compute=self.compute_duration.labels(name, version),
-            duration=self.request_duration.labels(name, version),
+            success=counter_child(self.request_success, name, version),
+            compute=histogram_child(self.compute_duration, name, version),
+            duration=histogram_child(self.request_duration, name, version),
             stats=self.book.get(name, version),
         )
+
+    def variant(self, deployment: str, variant: str) -> CounterChild:
+        """The requests a deployment's variant answered."""
+        return counter_child(self.variant_requests, deployment, variant)
 
     def stats(self, name: str, version: str) -> ModelStats:
         """The Triton statistics of a model version, or of a deployment (version "")."""

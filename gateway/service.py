@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from gateway.backends.base import Backend, CallContext
 from gateway.errors import BadRequest, GatewayError, InvalidInput, NotFound
 from gateway.metrics import Metrics, ModelMetrics
+from gateway.plainmetrics import CounterChild
 from gateway.predlog.record import Prediction, Variant
 from gateway.predlog.sink import RecordSink
 from gateway.protocol.tensors import Array, InferenceRequest
@@ -101,7 +102,7 @@ class Service:
         self.clock = clock
         self.rand = rand
         self.timer = timer
-        self._variant_counters: dict[tuple[str, str], Any] = {}
+        self._variant_counters: dict[tuple[str, str], CounterChild] = {}
 
     def target(self, name: str, version: str | None, snap: Snapshot | None = None) -> Target:
         """The deployment or concrete model a request names (raises NotFound)."""
@@ -217,7 +218,7 @@ class Service:
         counter = self._variant_counters.get((dep.spec.name, rt.variant))
         if counter is None:
             counter = self._variant_counters[dep.spec.name, rt.variant] = \
-                self.metrics.variant_requests.labels(dep.spec.name, rt.variant)
+                self.metrics.variant(dep.spec.name, rt.variant)
         counter.inc()
         self._pair(snap, dep, rt, backend, request, call, ts, outputs, elapsed)
         return Answer(backend, _select(request, outputs), rt.variant, dep, elapsed, mm)
