@@ -11,7 +11,10 @@ byte every few seconds (slowloris). This subclass bounds what one connection may
 - time to receive the body: ``body_timeout_s`` from the end of the headers (408, close);
 - open connections: ``max_connections`` (requests on more get 503 JSON and close).
 
-Idle keep-alive connections close after uvicorn's ``timeout_keep_alive``. ``protocol_for``
+Idle keep-alive connections close after uvicorn's ``timeout_keep_alive``. And one thing that
+is not a limit: a response's status line and headers are held until its first body write and
+go out with it (:class:`OneWrite`), one write system call per response instead of uvicorn's
+two. ``protocol_for``
 binds a set of limits; worker processes (``--workers N``) name :data:`FromEnv` instead, which
 reads the ``SHADOWGATE_*`` settings in each worker.
 """
@@ -59,6 +62,45 @@ async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class OneWrite:
+    """The transport as one request/response cycle sees it: the write of the status line and
+    headers (the first once the response has started) is held and joined to the next write,
+    the body's, so that a small response costs one ``send`` system call and one TCP segment.
+    Everything else (a ``100 Continue`` sent before the response, later body chunks, close,
+    flow control) goes straight to the real transport; a held head is written before a
+    close."""
+
+    __slots__ = ("_cycle", "_head", "_state", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._state = 0  # 0: head not written yet, 1: head held, 2: head sent
+        self._head = b""
+
+    def write(self, data: bytes) -> None:
+        state = self._state
+        if state == 2:
+            self._transport.write(data)
+        elif state == 1:
+            self._state = 2
+            self._transport.write(self._head + data)
+            self._head = b""
+        elif self._cycle.response_started:
+            self._state, self._head = 1, data
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._state == 1:
+            self._state = 2
+            self._transport.write(self._head)
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class LimitedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of the module docstring."""
 
@@ -67,7 +109,11 @@ class LimitedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limit_concurrency = None  # checked here instead, to answer in JSON
+        # One timer per connection, re-armed by writing a deadline, not by a call_later per
+        # phase: see _arm.
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # when the current phase times out; None: idle
+        self._phase = ("headers", 0.0)  # (what is awaited, its limit in seconds)
         self._in_headers = True  # receiving a request line and headers (or waiting for one)
         self._began = False  # a request began in the chunk being parsed
         self._chunk_bytes = 0  # header bytes in earlier chunks of this request
@@ -81,7 +127,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._arm(self.limits.header_timeout_s, "headers")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._cancel_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -126,7 +172,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_headers = True
         self._began = True
         self._chunk_bytes = self._header_bytes = 0
-        if self._timer is None:
+        if self._deadline is None:
             self._arm(self.limits.header_timeout_s, "headers")
 
     def on_url(self, url: bytes) -> None:
@@ -139,7 +185,6 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._disarm()
         self._arm(self.limits.body_timeout_s, "body")
         limit = self.limits.max_connections
         if len(self.connections) > limit or len(self.tasks) >= limit:
@@ -149,7 +194,11 @@ class LimitedHttpTools(HttpToolsProtocol):
             finally:
                 self.app = app
             return
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:
+            cycle.transport = OneWrite(self.transport, cycle)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -165,16 +214,41 @@ class LimitedHttpTools(HttpToolsProtocol):
             raise _Refused
 
     def _arm(self, seconds: float, phase: str) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._timed_out, phase, seconds)
+        """Time out ``phase`` in ``seconds``. A request arms two phases, so rather than a
+        call_later and a cancel for each (about 4 us a request), this writes the deadline
+        and keeps one timer per connection that never fires later than a deadline: it is
+        set for at most the shortest limit ahead (every deadline lies at least that far
+        ahead of when it is armed), and when it fires early it looks again."""
+        self._deadline = self.loop.time() + seconds
+        self._phase = (phase, seconds)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._step(), self._check)
+
+    def _step(self) -> float:
+        return min(self.limits.header_timeout_s, self.limits.body_timeout_s)
 
     def _disarm(self) -> None:
+        self._deadline = None  # the timer, if pending, finds nothing to do and stops
+
+    def _cancel_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _timed_out(self, phase: str, seconds: float) -> None:
+    def _check(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        now = self.loop.time()
+        if now < deadline:
+            self._timer = self.loop.call_later(min(deadline - now, self._step()), self._check)
+            return
+        self._deadline = None
+        self._timed_out(*self._phase)
+
+    def _timed_out(self, phase: str, seconds: float) -> None:
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -190,7 +264,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         may still be sending: a socket closed on unread or later data resets the connection,
         which can destroy the answer before the client reads it; so half-close, drop what
         comes, and close when the client does or after LINGER_S."""
-        self._disarm()
+        self._cancel_timer()
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.info("HTTP %d to %s: %s; connection closed", status, client, message)
         cycle = self.cycle

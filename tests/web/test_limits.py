@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.web.limits import Limits, protocol_for
-from tests.helpers import Harness, LiveServer, config, harness, v2_body
+from gateway.web.limits import Limits, OneWrite, protocol_for
+from tests.helpers import Harness, LiveServer, config, harness, poll, v2_body
 
 HEADER_LIMIT = 8192
 TIMEOUT_S = 0.5
@@ -184,3 +184,70 @@ def test_connections_beyond_the_limit_get_503(gateway: tuple[Harness, LiveServer
             if response(read_all(sock))[0] == 200:
                 break
         assert time.monotonic() < deadline
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class _Cycle:
+    response_started = False
+
+
+def test_one_write_joins_the_head_to_the_body_and_passes_the_rest() -> None:
+    transport, cycle = _Recorder(), _Cycle()
+    wrapped = OneWrite(transport, cycle)  # type: ignore[arg-type]
+    wrapped.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response: straight through
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")  # the head: held
+    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    wrapped.write(b"first")  # the body's first write carries the head
+    wrapped.write(b"second")
+    assert transport.writes[1:] == [b"HTTP/1.1 200 OK\r\n\r\nfirst", b"second"]
+    assert not wrapped.is_closing()  # anything else is the transport's
+
+
+def test_one_write_flushes_a_held_head_on_close() -> None:
+    transport, cycle = _Recorder(), _Cycle()
+    wrapped = OneWrite(transport, cycle)  # type: ignore[arg-type]
+    cycle.response_started = True
+    wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    wrapped.close()
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and transport.closed
+
+
+def test_expect_100_continue_and_head_through_the_one_write_transport(
+        gateway: tuple[Harness, LiveServer], holdout: list[dict[str, Any]]) -> None:
+    h, live = gateway
+    before = len(h.sink.records)
+    body = orjson.dumps(v2_body([holdout[0]["features"]]))
+    with connect(live) as sock:
+        sock.sendall(b"POST /v2/models/breast-cancer/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                     b"content-type: application/json\r\ncontent-length: %d\r\n"
+                     b"expect: 100-continue\r\n\r\n" % len(body))
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            raw += sock.recv(65536)
+        assert raw.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        raw = raw[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        while not raw.endswith(b"}"):
+            raw += sock.recv(65536)
+        status, headers, answer = response(raw)
+        assert status == 200 and answer["outputs"]
+        poll(lambda: len(h.sink.records) == before + 1, what="the paired record")
+        assert int(headers["content-length"]) == len(raw.partition(b"\r\n\r\n")[2])
+        sock.sendall(b"HEAD /v2 HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        head = read_all(sock)
+        assert head.startswith(b"HTTP/1.1 ") and head.endswith(b"\r\n\r\n")
