@@ -18,14 +18,19 @@ from typing import Literal
 
 Pick = Literal["best", "median"]
 
+# The closed-loop bars of the performance issue (#14), which replaced the serving-core and
+# traffic issues' 0.9x and 0.8x (set against a floor estimated at a quarter of what it serves).
 # setup -> (min requests/s ratio, max p99 ratio or None), checked at these concurrencies
 TARGETS: dict[str, tuple[float, float | None]] = {
-    "v2": (0.9, None),
-    "predict": (0.9, None),
-    "full-v2": (0.8, 1.5),
-    "full-predict": (0.8, 1.5),
+    "v2": (0.65, None),
+    "predict": (0.65, None),
+    "full-v2": (0.5, None),
+    "full-predict": (0.5, None),
 }
 TARGET_CONCURRENCIES = (16, 64)
+# the full setup's requests/s against each peer's, at the same concurrency
+PEER_TARGET = 3.5
+PEER_TARGET_SETUPS = ("full-v2", "full-predict")
 
 
 @dataclass(frozen=True)
@@ -165,8 +170,9 @@ def _num(value: float, digits: int = 2) -> str:
 
 
 def peer_table(rows: Sequence[Row], order: Sequence[str], peers: Sequence[str]) -> str:
-    """For each load, every non-peer setup's requests/s divided by each peer's (the issue's
-    bar: the full gateway at >= 3.5x MLServer and KServe); empty without a peer."""
+    """For each load, every non-peer setup's requests/s divided by each peer's, with the
+    issue's verdict on the full setups' rows (>= PEER_TARGET against every peer present,
+    closed loop at the target concurrencies); empty without a peer."""
     lines = []
     for load in sorted({(row.rate, row.concurrency) for row in rows}):
         by_setup = {row.setup: row for row in rows if (row.rate, row.concurrency) == load}
@@ -176,9 +182,14 @@ def peer_table(rows: Sequence[Row], order: Sequence[str], peers: Sequence[str]) 
         where = f"{load[0]:.0f}/s" if load[0] else f"c{load[1]}"
         for name in order:
             if name in by_setup and name not in peers:
-                ratios = "  ".join(f"{by_setup[name].rps / by_setup[p].rps:5.2f}x {p}"
-                                   for p in present)
-                lines.append(f"  {where:>7}  {name:>14}  {ratios}")
+                values = [by_setup[name].rps / by_setup[p].rps for p in present]
+                ratios = "  ".join(f"{v:5.2f}x {p}" for v, p in zip(values, present,
+                                                                    strict=True))
+                verdict = ""
+                if (name in PEER_TARGET_SETUPS and not load[0]
+                        and load[1] in TARGET_CONCURRENCIES):
+                    verdict = "   ok" if min(values) >= PEER_TARGET else "   MISS"
+                lines.append(f"  {where:>7}  {name:>14}  {ratios}{verdict}")
     return "\n".join(lines)
 
 

@@ -49,6 +49,18 @@ def test_open_and_closed_loop_rows_compare_with_the_floor_at_the_same_load() -> 
     assert len(text.splitlines()) == 7
 
 
+def test_the_bars_are_the_performance_issues() -> None:
+    cells = [cell("floor", 10_000, 2.0), cell("v2", 6_400, 2.5), cell("full-v2", 5_100, 9.0),
+             cell("mlserver", 1_400, 3.0), cell("kserve", 1_500, 3.0)]
+    rows = {r.setup: r for r in report.summarise(cells, "best", "floor")}
+    assert rows["v2"].target == "MISS"  # 0.64x < 0.65x
+    assert rows["full-v2"].target == "ok"  # 0.51x, and the closed loop has no p99 bar
+    lines = report.peer_table(list(rows.values()), ["floor", "v2", "full-v2"],
+                              ["mlserver", "kserve"]).splitlines()
+    assert lines[-1].split()[-1] == "MISS"  # 3.64x MLServer but 3.40x KServe
+    assert lines[-2].split()[-1] == "kserve"  # no peer bar for the champion-only setup
+
+
 class FakeConnection:
     def __init__(self, pool: paced.Pool, sent: list[tuple[str, int]], name: str) -> None:
         self.pool, self.sent, self.name = pool, sent, name
