@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                          "{port}")
                 spec = servers.ServerSpec(f"gateway-{name}", argv_, setups.GATEWAY_HEALTH,
                                           state_env=setups.STATE_ENV,
-                                          env=BEFORE if name == "before" else {})
+                                          # two gateways at once: no fixed gRPC port
+                                          env={**(BEFORE if name == "before" else {}),
+                                               "SHADOWGATE_GRPC_PORT": "off"})
                 running[name] = servers.start(spec, setups.REPO_ROOT, Path(tmp))
             for server in running.values():
                 servers.wait_ready(server, 120)

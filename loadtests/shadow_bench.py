@@ -193,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes:
                 argv_ = (sys.executable, "-m", "gateway", "serve", "--config",
                          str(config_for(mode, work)), "--host", "127.0.0.1", "--port", "{port}")
+                # several gateways at once: none takes the fixed gRPC port
                 spec = servers.ServerSpec(f"gateway-{mode}", argv_, setups.GATEWAY_HEALTH,
-                                          state_env=setups.STATE_ENV)
+                                          state_env=setups.STATE_ENV,
+                                          env={"SHADOWGATE_GRPC_PORT": "off"})
                 running[mode] = servers.start(spec, setups.REPO_ROOT, work)
             for server in running.values():
                 servers.wait_ready(server, 120)
