@@ -106,7 +106,8 @@ def candidate_report(plan: Plan, key: str, acc: PairAccumulator, traffic: Traffi
         candidate=sections.summary(key, role, cand_calls, c,
                                    "" if is_canary else "shadow calls are micro-batched"),
         agreement=sections.agreement_section(acc, c), accuracy=accuracy,
-        business=sections.business_section(acc, c, per_day) if full else None,
+        business=(sections.business_section(acc, c, per_day, traffic.last - traffic.first)
+                  if full else None),
         drift=sections.prediction_drift(acc) if full else None,
         segments=(sections.segments_section(acc, plan.segment_by, plan.segment_labels, c)
                   if full else None),

@@ -58,6 +58,7 @@ from gateway.analysis.stats import (
 from gateway.config.schema import GuardrailSpec, OutcomeSpec
 
 DAY_S = 86_400.0
+ROUGH_SPAN_S = 3600.0  # a day's figure scaled from records spanning less is called rough
 
 
 def coverage(calls: Calls, confidence: float) -> Coverage:
@@ -166,8 +167,11 @@ def _cbpe(conf: MeanVariance, confidence: float) -> Interval | None:
     return Interval.of(expected_accuracy_from_sums(conf.n, total, total - sum_sq, confidence))
 
 
-def business_section(acc: PairAccumulator, confidence: float, per_day: float | None
-                     ) -> Business | None:
+def business_section(acc: PairAccumulator, confidence: float, per_day: float | None,
+                     span_s: float | None = None) -> Business | None:
+    """The business view of the decision the config declares; ``per_day``: requests a day at
+    the rate of the window's records, which span ``span_s`` seconds (a figure scaled from less
+    than an hour is said to be rough)."""
     d = acc.decision
     if d is None or not acc.classifier:
         return None
@@ -193,13 +197,18 @@ def business_section(acc: PairAccumulator, confidence: float, per_day: float | N
                  f"{words.money(diff.value, d.value_unit)} "
                  f"(95% interval {words.money(diff.low, d.value_unit)} to "
                  f"{words.money(diff.high, d.value_unit)})")
-    if per_day_diff is not None:
+    rough = ""
+    if per_day_diff is not None and per_day:
+        if span_s is not None and span_s < ROUGH_SPAN_S:
+            rough = f"a rough figure, from records that cover {words.duration(span_s / 3600)}"
         sentence += (f", about {words.money(per_day_diff.value, d.value_unit)} a day at "
-                     "current traffic")
+                     f"current traffic ({words.number(per_day, 0)} requests a day"
+                     + (f"; {rough})" if rough else ")"))
     return section.model_copy(update={
         "value_per_1000_before": Interval.of(champ), "value_per_1000_after": Interval.of(cand),
         "value_difference_per_1000": Interval.of(diff),
-        "value_difference_per_day": Interval.of(per_day_diff) if per_day_diff else None,
+        "value_difference_per_day": (Interval.of(per_day_diff).model_copy(update={"note": rough})
+                                     if per_day_diff else None),
         "sentence": sentence + "."})
 
 

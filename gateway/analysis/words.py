@@ -72,6 +72,8 @@ def duration(hours: float | None) -> str:
     """About how long: '40 minutes', '5 hours', '3 days'."""
     if hours is None or math.isnan(hours) or math.isinf(hours):
         return "an unknown time"
+    if hours * 60 < 0.5:
+        return "less than a minute"
     if hours < 1:
         minutes = max(1, round(hours * 60))
         return "about a minute" if minutes == 1 else f"about {minutes} minutes"

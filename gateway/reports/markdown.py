@@ -124,8 +124,9 @@ def _key_numbers(c: CandidateReport) -> list[str]:
             text += (f"; value per 1,000 requests "
                      f"{escape(f.interval(b.value_difference_per_1000, 'money', unit=b.unit))}")
         if b.value_difference_per_day is not None:
-            text += (f", per day at current traffic "
-                     f"{escape(f.money(b.value_difference_per_day.value, b.unit))}")
+            per_day = b.value_difference_per_day
+            text += (f", per day at current traffic {escape(f.money(per_day.value, b.unit))}"
+                     + (f" ({escape(per_day.note)})" if per_day.note else ""))
         out.append(text)
     model, champion = c.candidate, c.champion
     out.append(f"**Errors** {f.pct(model.coverage.error_rate.value)} against "

@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
+from gateway.analysis import words
 from gateway.analysis.decode import Feedback
 from gateway.analysis.document import Report
 from gateway.analysis.report import build_report
@@ -204,3 +205,22 @@ def test_edges_give_a_report_not_an_error(case: str) -> None:
     else:
         assert verdict.verdict == "needs_more_data", verdict.headline
         assert verdict.more_labels
+
+
+@pytest.mark.parametrize(("rate", "rough"), [(10.0, True), (0.5, False)])
+def test_a_day_of_traffic_is_scaled_from_the_window_and_says_how(rate: float,
+                                                                rough: bool) -> None:
+    # 2,000 records at 10/s span 200 s (less than an hour: rough); at 0.5/s, 4,000 s.
+    report, records, _ = report_of(World(records=2000, rate=rate, labelled=0.6, seed=5,
+                                         candidates=[Candidate("bc-rf", fix=0.4)]),
+                                   deployment(shadows=[{"model": "bc-rf"}]))
+    business = report.candidates[0].business
+    assert business is not None and business.value_difference_per_day is not None
+    span = max(r["ts"] for r in records) - min(r["ts"] for r in records)
+    per_day = len(records) / span * 86_400
+    assert report.traffic.per_day == pytest.approx(per_day)
+    assert f"a day at current traffic ({words.number(per_day, 0)} requests a day" in \
+        business.sentence
+    assert ("a rough figure, from records that cover" in business.sentence) == rough
+    assert business.value_difference_per_day.note == (
+        "a rough figure, from records that cover about 3 minutes" if rough else "")

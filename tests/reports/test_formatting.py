@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from gateway.analysis import words
 from gateway.analysis.document import Check, Interval
 from gateway.reports import formatting as f
 
@@ -75,3 +76,9 @@ def test_check_values_take_the_unit_of_their_check() -> None:
     assert f.check_value(check("accuracy"), None) == "n/a"
     assert f.check_label("outcome:converted") == "Outcome: converted"
     assert f.check_label("latency_p99") == "Latency (p99)"
+
+
+def test_durations_in_words() -> None:
+    assert [words.duration(h) for h in (5 / 3600, 0.01, 0.5, 30.0, 72.0, None)] == [
+        "less than a minute", "about a minute", "about 30 minutes", "about 30 hours",
+        "about 3 days", "an unknown time"]
