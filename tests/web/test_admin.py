@@ -11,8 +11,9 @@ import yaml
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.predlog import keys
 from gateway.settings import Settings
-from tests.helpers import config
+from tests.helpers import config, poll
 from tests.redis_fixture import RedisServer
 
 ADMIN = "admin-token-0123456789"
@@ -102,12 +103,16 @@ def test_reports_endpoint_by_accept_and_token(gateway: Any, redis_server: RedisS
     client, _ = gateway
     for i in range(30):
         client.post("/predict", json={"instances": [[float(i % 7)] * 30]})
+    # the records reach Redis when the writer's batch does: the report reads them from there
+    sync = redis_server.client()
+    poll(lambda: sync.xlen(keys.pairs("breast-cancer")) >= 30, what="the 30 records")
     assert client.get("/reports/breast-cancer").status_code == 401
     auth = {"authorization": f"Bearer {REPORTS}"}
     r = client.get("/reports/breast-cancer", headers={**auth, "accept": "application/json"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = orjson.loads(r.content)
     assert body["schema"] == "shadowgate.report/1" and body["deployment"] == "breast-cancer"
+    assert body["traffic"]["records"] == 30
     rollout = body["rollout"]  # the rollout's state and decisions are part of the report
     assert (rollout["candidate"], rollout["status"], rollout["stage"]) == (
         "bc-gbt:1", "running", "shadow")
