@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from gateway.backends.onnx import INLINE_LIMIT_S, OnnxBackend
+from gateway.backends.onnx import INLINE_LIMIT_S, OnnxBackend, session_runner
 from gateway.errors import InvalidInput
 from gateway.protocol.signature import Signature, TensorSpec
 from tests.helpers import MODEL_NAMES, MODELS
@@ -51,6 +51,17 @@ async def test_infer_matches_onnxruntime(offload: str) -> None:
             np.testing.assert_array_equal(got["probabilities"], want[1])
     finally:
         await backend.close()
+
+
+def test_the_session_is_called_below_the_python_wrapper() -> None:
+    backend = OnnxBackend("bc-logreg", "1", directory("bc-logreg"))
+    assert backend._session_run == backend.session._sess.run
+    want = backend.session.run(None, {"input": ROWS})
+    np.testing.assert_array_equal(backend.run({"input": ROWS})["probabilities"], want[1])
+    # an onnxruntime without ``_sess``: the wrapper's own run
+    wrapper = type("Wrapper", (), {"run": backend.session.run})()
+    got = session_runner(wrapper)(["label"], {"input": ROWS}, None)
+    np.testing.assert_array_equal(got[0], want[0])
 
 
 async def test_offload_always_uses_a_worker_thread_never_does_not() -> None:
