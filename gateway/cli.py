@@ -255,7 +255,8 @@ def _features(args: argparse.Namespace, settings: Settings) -> tuple[str, ...]:
 
 def _parquet_summary(result: Any, output: str) -> str:
     days = ", ".join(f"{day} ({rows:,} rows)" for day, rows in result.written.items())
-    text = f"exported {result.records} record(s) to {output}: {days or 'no day'}"
+    text = (f"exported {result.records} record(s) to {output}: "
+            f"{days or 'no records in this window (nothing written)'}")
     if result.kept:
         kept = ", ".join(f"{day} ({rows:,} rows)" for day, rows in result.kept.items())
         text += (f"; kept the archived {kept}: the stream holds fewer of their records now "

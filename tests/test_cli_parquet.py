@@ -33,6 +33,11 @@ def test_cli_exports_parquet(redis_server: RedisServer, tmp_path: Path,
     assert "input columns are named in.<tensor>.<j>" in err
     assert "exported 3 record(s) to arc: 2023-11-14 (3 rows)" in err
     assert tree(tmp_path / "arc") == ["deployment=bc/date=2023-11-14/part-0.parquet"]
+    code = cli.main(["export", "--deployment", "other", "--format", "parquet", "--output",
+                     "arc", "--redis-url", redis_server.url])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "exported 0 record(s) to arc: no records in this window (nothing written)" in err
 
 
 def test_cli_names_inputs_by_the_configs_champion_card(redis_server: RedisServer,
