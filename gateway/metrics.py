@@ -26,7 +26,12 @@ from prometheus_client import (
 )
 
 from gateway.inferstats import ModelStats, StatsBook
-from gateway.plainmetrics import CounterChild, HistogramChild, PlainFamily
+from gateway.plainmetrics import (
+    CounterChild,
+    HistogramChild,
+    PlainCounterFamily,
+    PlainHistogramFamily,
+)
 
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -44,37 +49,23 @@ def _multiprocess() -> bool:
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...], registry: CollectorRegistry
-             ) -> Counter | PlainFamily:
+             ) -> Counter | PlainCounterFamily:
     """A counter family updated on the request path."""
     if _multiprocess():
         return Counter(name, doc, labels, registry=registry)
-    family = PlainFamily(name, doc, labels)
+    family = PlainCounterFamily(name, doc, labels)
     registry.register(family)
     return family
 
 
 def _histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...],
-               registry: CollectorRegistry) -> Histogram | PlainFamily:
+               registry: CollectorRegistry) -> Histogram | PlainHistogramFamily:
     """A histogram family updated on the request path."""
     if _multiprocess():
         return Histogram(name, doc, labels, buckets=buckets, registry=registry)
-    family = PlainFamily(name, doc, labels, buckets)
+    family = PlainHistogramFamily(name, doc, labels, buckets)
     registry.register(family)
     return family
-
-
-def counter_child(family: Counter | PlainFamily, *labels: str) -> CounterChild:
-    if isinstance(family, PlainFamily):
-        return family.counter(*labels)
-    child: CounterChild = family.labels(*labels)
-    return child
-
-
-def histogram_child(family: Histogram | PlainFamily, *labels: str) -> HistogramChild:
-    if isinstance(family, PlainFamily):
-        return family.histogram(*labels)
-    child: HistogramChild = family.labels(*labels)
-    return child
 
 
 def _gauge(name: str, doc: str, labels: tuple[str, ...], registry: CollectorRegistry) -> Gauge:
@@ -238,15 +229,11 @@ class Metrics:
     def model(self, name: str, version: str) -> ModelMetrics:
         """Pre-bound children for one model."""
         return ModelMetrics(
-            success=counter_child(self.request_success, name, version),
-            compute=histogram_child(self.compute_duration, name, version),
-            duration=histogram_child(self.request_duration, name, version),
+            success=self.request_success.labels(name, version),
+            compute=self.compute_duration.labels(name, version),
+            duration=self.request_duration.labels(name, version),
             stats=self.book.get(name, version),
         )
-
-    def variant(self, deployment: str, variant: str) -> CounterChild:
-        """The requests a deployment's variant answered."""
-        return counter_child(self.variant_requests, deployment, variant)
 
     def stats(self, name: str, version: str) -> ModelStats:
         """The Triton statistics of a model version, or of a deployment (version "")."""

@@ -4,9 +4,10 @@ A prometheus_client child takes a lock and goes through a value object on every 
 (a histogram ``observe`` does that twice); the request path updates four such series per
 request. Here a counter child is a float attribute and a histogram child a list of
 per-bucket counts found with ``bisect``, both updated without a lock: every update happens
-on the event loop's thread (HTTP and gRPC share the loop). ``PlainFamily`` is a registry
-collector that turns them into the same exposition a ``Counter``/``Histogram`` would
-(names, ``_total``/``_bucket``/``_count``/``_sum``, ``le`` labels).
+on the event loop's thread (HTTP and gRPC share the loop). ``PlainCounterFamily`` and
+``PlainHistogramFamily`` are registry collectors that turn them into the same exposition a
+``Counter``/``Histogram`` would (names, ``_total``/``_bucket``/``_count``/``_sum``, ``le``
+labels); their ``labels`` is prometheus_client's.
 
 Under prometheus_client's multiprocess mode a collector sees its own process only, so
 gateway/metrics.py uses the real classes there.
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+Child = TypeVar("Child")
 
 
 class CounterChild(Protocol):
@@ -68,51 +71,57 @@ class PlainHistogram:
         return out
 
 
-class PlainFamily(Collector):
-    """A counter (``buckets`` None) or histogram family of plain children."""
+class _PlainFamily(Collector, Generic[Child]):
+    """Children by label values, created on first use, as prometheus_client's ``labels``."""
 
-    def __init__(self, name: str, doc: str, labelnames: Sequence[str],
-                 buckets: Sequence[float] | None = None) -> None:
+    def __init__(self, name: str, doc: str, labelnames: Sequence[str]) -> None:
         self.name = name
         self.doc = doc
         self.labelnames = tuple(labelnames)
-        self.buckets = None if buckets is None else tuple(float(b) for b in buckets)
-        self._children: dict[tuple[str, ...], PlainCounter | PlainHistogram] = {}
+        self._children: dict[tuple[str, ...], Child] = {}
 
-    def _family(self) -> Metric:
-        if self.buckets is None:
-            return CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
-        return HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+    def _new(self) -> Child:
+        raise NotImplementedError
 
-    def describe(self) -> list[Metric]:
-        return [self._family()]
-
-    def collect(self) -> Iterator[Metric]:
-        family = self._family()
-        for values, child in list(self._children.items()):
-            if isinstance(child, PlainHistogram):
-                assert isinstance(family, HistogramMetricFamily)
-                family.add_metric(values, child.cumulative(), child.sum)
-            else:
-                assert isinstance(family, CounterMetricFamily)
-                family.add_metric(values, child.value)
-        yield family
-
-    def _child(self, values: tuple[str, ...]) -> PlainCounter | PlainHistogram:
+    def labels(self, *values: str) -> Child:
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
-        child = self._children.get(values)
+        key = tuple(str(v) for v in values)
+        child = self._children.get(key)
         if child is None:
-            child = PlainCounter() if self.buckets is None else PlainHistogram(self.buckets)
-            self._children[values] = child
+            child = self._children[key] = self._new()
         return child
 
-    def counter(self, *values: str) -> PlainCounter:
-        child = self._child(tuple(str(v) for v in values))
-        assert isinstance(child, PlainCounter)
-        return child
+    def describe(self) -> list[Metric]:
+        return list(self.collect())  # the names, for the registry's clash check
 
-    def histogram(self, *values: str) -> PlainHistogram:
-        child = self._child(tuple(str(v) for v in values))
-        assert isinstance(child, PlainHistogram)
-        return child
+
+class PlainCounterFamily(_PlainFamily[PlainCounter]):
+    """A counter family of plain children."""
+
+    def _new(self) -> PlainCounter:
+        return PlainCounter()
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(values, child.value)
+        yield family
+
+
+class PlainHistogramFamily(_PlainFamily[PlainHistogram]):
+    """A histogram family of plain children with the bucket bounds ``buckets``."""
+
+    def __init__(self, name: str, doc: str, labelnames: Sequence[str],
+                 buckets: Sequence[float]) -> None:
+        super().__init__(name, doc, labelnames)
+        self.buckets = tuple(float(b) for b in buckets)
+
+    def _new(self) -> PlainHistogram:
+        return PlainHistogram(self.buckets)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(values, child.cumulative(), child.sum)
+        yield family

@@ -218,7 +218,7 @@ class Service:
         counter = self._variant_counters.get((dep.spec.name, rt.variant))
         if counter is None:
             counter = self._variant_counters[dep.spec.name, rt.variant] = \
-                self.metrics.variant(dep.spec.name, rt.variant)
+                self.metrics.variant_requests.labels(dep.spec.name, rt.variant)
         counter.inc()
         self._pair(snap, dep, rt, backend, request, call, ts, outputs, elapsed)
         return Answer(backend, _select(request, outputs), rt.variant, dep, elapsed, mm)

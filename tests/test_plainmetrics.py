@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from gateway.metrics import LATENCY_BUCKETS
-from gateway.plainmetrics import PlainFamily
+from gateway.plainmetrics import PlainCounterFamily, PlainHistogramFamily
 
 # On a bound (le is inclusive), between bounds, below the first, past the last, zero.
 VALUES = (0.0, 0.0001, 0.00011, 0.001, 0.0099, 0.01, 0.3, 10.0, 11.0, 1e9, 0.00005)
@@ -16,14 +16,14 @@ def _exposition(build: bool) -> list[bytes]:
     registry = CollectorRegistry()
     labels = ("model_name", "model_version")
     if build:
-        counter = PlainFamily("requests", "Requests", labels)
-        histogram = PlainFamily("latency_seconds", "Latency", labels, LATENCY_BUCKETS)
+        counter = PlainCounterFamily("requests", "Requests", labels)
+        histogram = PlainHistogramFamily("latency_seconds", "Latency", labels, LATENCY_BUCKETS)
         registry.register(counter)
         registry.register(histogram)
-        inc = counter.counter("a", "1").inc
-        observe = histogram.histogram("a", "1").observe
-        histogram.histogram("b", "2")  # a child never observed still shows, all zeros
-        inc_b = counter.counter("b", "2").inc
+        inc = counter.labels("a", "1").inc
+        observe = histogram.labels("a", "1").observe
+        histogram.labels("b", "2")  # a child never observed still shows, all zeros
+        inc_b = counter.labels("b", "2").inc
     else:
         c = Counter("requests", "Requests", labels, registry=registry)
         h = Histogram("latency_seconds", "Latency", labels, buckets=LATENCY_BUCKETS,
@@ -46,15 +46,15 @@ def test_plain_families_expose_what_prometheus_client_would() -> None:
 
 
 def test_plain_family_refuses_what_prometheus_client_refuses() -> None:
-    family = PlainFamily("requests", "Requests", ("deployment", "variant"))
+    family = PlainCounterFamily("requests", "Requests", ("deployment", "variant"))
     with pytest.raises(ValueError, match="expected labels"):
-        family.counter("only-one")
+        family.labels("only-one")
     with pytest.raises(ValueError, match="non-negative"):
-        family.counter("d", "champion").inc(-1)
+        family.labels("d", "champion").inc(-1)
 
 
 def test_a_plain_family_name_clashes_like_any_other() -> None:
     registry = CollectorRegistry()
-    registry.register(PlainFamily("requests", "Requests", ()))
+    registry.register(PlainCounterFamily("requests", "Requests", ()))
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         Counter("requests", "Again", registry=registry)
