@@ -185,23 +185,17 @@ class InferenceServicer:
                 target.spec.name if isinstance(target, Deployment) else answer.backend.name,
                 answer.backend.version, answer.outputs, inference.id))
         except GatewayError as exc:
-            elapsed = time.perf_counter() - start
-            service.count_failure(snap, target, exc, elapsed)
-            ran = exc.model if exc.model_ran else None
-            runtime.access.failure("grpc", "ModelInfer", request.model_name, exc.status_code,
-                                   elapsed, rid, exc.code, exc.message, *(ran or (None, None)))
+            ran = runtime.refused("grpc", "ModelInfer", request.model_name, rid, snap, target,
+                                  exc, time.perf_counter() - start)
             trailing: Metadata = (("x-request-id", rid),)
             if ran is not None:
                 trailing += (("x-shadowgate-model", ran[0]), ("x-shadowgate-version", ran[1]))
             return None, exc, trailing
         finally:
             runtime.in_flight.exit()
-        elapsed = time.perf_counter() - start
-        service.count_success(answer, inference.rows, elapsed)
+        runtime.answered("grpc", "ModelInfer", request.model_name, rid, answer, inference.rows,
+                         time.perf_counter() - start)
         backend = answer.backend
-        if runtime.access.enabled:
-            runtime.access.success("grpc", "ModelInfer", request.model_name, 200, elapsed, rid,
-                                   backend.name, backend.version, answer.variant)
         trailing = (("x-request-id", rid), ("x-shadowgate-model", backend.name),
                     ("x-shadowgate-version", backend.version))
         if answer.variant is not None:

@@ -81,13 +81,9 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str | None,
         return
     finally:
         runtime.in_flight.exit()
-    elapsed = time.perf_counter() - start
-    service.count_success(answer, inference.rows, elapsed)
+    runtime.answered("http", scope["method"], scope["path"], scope["state"]["request_id"],
+                     answer, inference.rows, time.perf_counter() - start)
     backend = answer.backend
-    if runtime.access.enabled:
-        runtime.access.success("http", scope["method"], scope["path"], 200, elapsed,
-                               scope["state"]["request_id"], backend.name, backend.version,
-                               answer.variant)
     headers_out = answer_headers(backend.name, backend.version, answer.variant)
     await send_json(send, 200, content, headers_out + extra if extra else headers_out,
                     content_type)
@@ -95,11 +91,8 @@ async def serve(scope: Scope, receive: Receive, send: Send, name: str | None,
 
 async def _refuse(scope: Scope, send: Send, runtime: Runtime, snap: Snapshot,
                   target: Target | None, exc: GatewayError, elapsed: float) -> None:
-    runtime.service.count_failure(snap, target, exc, elapsed)
-    ran = exc.model if exc.model_ran else None
-    runtime.access.failure("http", scope["method"], scope["path"], exc.status_code, elapsed,
-                           scope["state"]["request_id"], exc.code, exc.message,
-                           *(ran or (None, None)))
+    ran = runtime.refused("http", scope["method"], scope["path"], scope["state"]["request_id"],
+                          snap, target, exc, elapsed)
     headers = answer_headers(*ran, None) if ran else []
     await send_json(send, exc.status_code, orjson.dumps({"error": exc.message}),
                     headers + error_headers(exc))
