@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import onnxruntime as ort
 import uvicorn
 import yaml
 from prometheus_client import CollectorRegistry
@@ -32,6 +35,19 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 HOLDOUT = MODELS / "samples" / "breast-cancer-holdout.jsonl"
 MODEL_NAMES = ("bc-logreg", "bc-gbt", "bc-rf")
+
+
+@functools.cache
+def onnx_session(name: str) -> ort.InferenceSession:
+    return ort.InferenceSession(str(MODELS / name / "1" / "model.onnx"),
+                                providers=["CPUExecutionProvider"])
+
+
+def onnx_direct(name: str, rows: Any) -> dict[str, np.ndarray[Any, Any]]:
+    """A bundled model's answer from onnxruntime called directly: the reference."""
+    label, proba = onnx_session(name).run(["label", "probabilities"],
+                                          {"input": np.asarray(rows, dtype=np.float32)})
+    return {"label": label, "probabilities": proba}
 
 
 def config(deployments: list[dict[str, Any]] | None = None, *, models: list[dict[str, Any]]
@@ -80,10 +96,9 @@ async def apoll(condition: Callable[[], bool | Awaitable[bool]], timeout: float 
         await asyncio.sleep(every)
 
 
-@dataclass
-class Harness:
-    app: Starlette
-    client: TestClient
+class _Observed:
+    """What both harnesses tell: a metric's value, and the records so far."""
+
     sink: MemorySink
     metrics: Metrics
 
@@ -93,6 +108,14 @@ class Harness:
 
     def wait_records(self, count: int, timeout: float = 10.0) -> None:
         poll(lambda: len(self.sink.records) >= count, timeout, f"{count} records")
+
+
+@dataclass
+class Harness(_Observed):
+    app: Starlette
+    client: TestClient
+    sink: MemorySink
+    metrics: Metrics
 
 
 @contextlib.contextmanager
@@ -148,7 +171,7 @@ class LiveServer:
 
 
 @dataclass
-class LiveGateway:
+class LiveGateway(_Observed):
     """A gateway in a real uvicorn thread with V2 gRPC on its own port (same process and
     event loop), an in-memory record sink and a fresh registry."""
 
@@ -162,12 +185,6 @@ class LiveGateway:
         """host:port, as tritonclient takes it."""
         return f"127.0.0.1:{self.server.port}"
 
-    def metric(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(name, labels)
-        return 0.0 if value is None else value
-
-    def wait_records(self, count: int, timeout: float = 10.0) -> None:
-        poll(lambda: len(self.sink.records) >= count, timeout, f"{count} records")
 
 
 @contextlib.contextmanager

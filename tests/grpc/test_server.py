@@ -7,13 +7,11 @@ from __future__ import annotations
 import contextlib
 import queue
 from collections.abc import Iterator
-from functools import cache
 from typing import Any, cast
 
 import grpc
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 import tritonclient.grpc as triton
 import tritonclient.grpc.aio as triton_aio
@@ -27,22 +25,18 @@ from gateway.grpc.convert import encode_infer_request
 from gateway.grpc.server import start_server
 from gateway.protocol.tensors import InferenceRequest
 from gateway.runtime import Runtime
-from tests.helpers import MODELS, LiveGateway, config, free_port, live_gateway, poll, v2_body
+from tests.helpers import (
+    LiveGateway,
+    config,
+    free_port,
+    live_gateway,
+    onnx_direct,
+    poll,
+    v2_body,
+)
 
 DEPLOYMENTS = [{"name": "breast-cancer", "champion": "bc-logreg",
                 "shadows": [{"model": "bc-gbt"}, {"model": "bc-rf"}]}]
-
-
-@cache
-def session(name: str) -> ort.InferenceSession:
-    return ort.InferenceSession(str(MODELS / name / "1" / "model.onnx"),
-                                providers=["CPUExecutionProvider"])
-
-
-def direct(name: str, x: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:
-    """The model's answer from onnxruntime called directly."""
-    label, proba = session(name).run(None, {"input": x})
-    return {"label": label, "probabilities": proba}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +65,7 @@ def tensor(x: np.ndarray[Any, Any], name: str = "input", datatype: str = "FP32"
 
 def test_infer_on_the_deployment_equals_onnxruntime(client: triton.InferenceServerClient,
                                                     x: np.ndarray[Any, Any]) -> None:
-    want = direct("bc-logreg", x)
+    want = onnx_direct("bc-logreg", x)
     result = client.infer("breast-cancer", [tensor(x)])  # defaults: every output
     np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
     np.testing.assert_allclose(result.as_numpy("probabilities"), want["probabilities"],
@@ -88,7 +82,7 @@ def test_infer_on_the_deployment_equals_onnxruntime(client: triton.InferenceServ
 @pytest.mark.parametrize("version", ["", "1"])
 def test_infer_on_a_concrete_model(client: triton.InferenceServerClient,
                                    x: np.ndarray[Any, Any], version: str) -> None:
-    want = direct("bc-gbt", x)
+    want = onnx_direct("bc-gbt", x)
     result = client.infer("bc-gbt", [tensor(x)], model_version=version)
     np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
     np.testing.assert_allclose(result.as_numpy("probabilities"), want["probabilities"],
@@ -97,7 +91,7 @@ def test_infer_on_a_concrete_model(client: triton.InferenceServerClient,
 
 
 async def test_the_aio_client(gw: LiveGateway, x: np.ndarray[Any, Any]) -> None:
-    want = direct("bc-logreg", x)
+    want = onnx_direct("bc-logreg", x)
     client = triton_aio.InferenceServerClient(gw.grpc)
     try:
         assert await client.is_server_ready()
@@ -131,7 +125,7 @@ def test_every_grpc_request_yields_a_paired_record_with_the_shadows(
             ("bc-logreg", "champion", "ok"), ("bc-gbt", "shadow", "ok"),
             ("bc-rf", "shadow", "ok")]
         for prediction in record["predictions"]:
-            want = direct(prediction["model"], x[i:i + 1])
+            want = onnx_direct(prediction["model"], x[i:i + 1])
             assert prediction["output"]["label"] == [("malignant", "benign")[
                 int(want["label"][0])]]
             np.testing.assert_allclose(prediction["output"]["scores"], want["probabilities"],
@@ -224,7 +218,8 @@ def test_stream_infer_answers_each_request_in_order(gw: LiveGateway,
         client.stop_stream()
     result, error = first
     assert error is None and result.get_response().id == "s1"
-    np.testing.assert_array_equal(result.as_numpy("label"), direct("bc-logreg", x[:2])["label"])
+    np.testing.assert_array_equal(result.as_numpy("label"),
+                                  onnx_direct("bc-logreg", x[:2])["label"])
     assert second[0] is None and "expects [-1, 30]" in second[1].message()
 
 

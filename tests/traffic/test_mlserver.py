@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.helpers import MODELS, config, free_port, harness, poll, v2_body
+from tests.traffic.remote_checks import assert_answers_like, post_in_batches
 
 PYTHON = os.environ.get("SHADOWGATE_TEST_MLSERVER_PYTHON") or (
     sys.executable if importlib.util.find_spec("mlserver") is not None else None)
@@ -126,12 +126,7 @@ def test_mlserver_as_a_remote_shadow_records_like_the_local_champion(
                               "card": card}}])
     sizes = [1] * 10 + [4, 2]
     with harness(data) as h:
-        start = 0
-        for size in sizes:
-            rows = [r["features"] for r in holdout[start:start + size]]
-            start += size
-            r = h.client.post("/v2/models/breast-cancer/infer", json=v2_body(rows))
-            assert r.status_code == 200, r.text
+        rows = post_in_batches(h, holdout, sizes)
         h.wait_records(len(sizes), timeout=60)
         # Answering directly, MLServer's [n, 1] label comes back as the card's [n].
         r = h.client.post("/v2/models/mls-logreg/infer", json=v2_body(rows, id="direct"))
@@ -139,10 +134,7 @@ def test_mlserver_as_a_remote_shadow_records_like_the_local_champion(
         assert r.json()["outputs"][0]["shape"] == [len(rows)]
     for record in h.sink.records:
         local, far = record["predictions"]
-        assert far["status"] == "ok", far
-        assert far["output"]["label"] == local["output"]["label"]
-        np.testing.assert_allclose(np.asarray(far["output"]["scores"]),
-                                   np.asarray(local["output"]["scores"]), rtol=0, atol=1e-6)
+        assert_answers_like(local, far, record["rows"])
 
 
 def test_mlserver_with_an_unknown_signature_refuses_with_its_own_error(

@@ -21,6 +21,7 @@ from tests.helpers import (
     loaded,
     v2_body,
 )
+from tests.traffic.remote_checks import assert_answers_like, post_in_batches
 
 
 def upstream_app(models: list[dict[str, Any]] | None = None) -> Any:
@@ -109,19 +110,9 @@ def test_another_gateway_process_as_a_remote_shadow_of_the_bundled_deployment(
         data["deployments"][0]["shadows"].append({"model": "far-lr", "timeout_ms": 10_000})
         sizes = [1] * 20 + [7, 2]
         with harness(data) as h:
-            start = 0
-            for size in sizes:
-                rows = [r["features"] for r in holdout[start:start + size]]
-                start += size
-                r = h.client.post("/v2/models/breast-cancer/infer", json=v2_body(rows))
-                assert r.status_code == 200, r.text
+            post_in_batches(h, holdout, sizes)
             h.wait_records(len(sizes), timeout=30)
     for record in h.sink.records:
         champion, *shadows = record["predictions"]
         assert [p["model"] for p in shadows] == ["bc-gbt", "bc-rf", "far-lr"]
-        far = shadows[-1]
-        assert far["status"] == "ok", far
-        assert far["output"]["label"] == champion["output"]["label"]
-        assert len(far["output"]["label"]) == record["rows"]
-        np.testing.assert_allclose(np.asarray(far["output"]["scores"]),
-                                   np.asarray(champion["output"]["scores"]), rtol=0, atol=1e-6)
+        assert_answers_like(champion, shadows[-1], record["rows"])

@@ -21,6 +21,7 @@ from gateway.predlog.sink import MemorySink
 from gateway.traffic.mirror import Job, ShadowWorker
 from gateway.traffic.pairing import PendingRecord
 from tests.helpers import MODELS, LiveServer, config, harness, v2_body
+from tests.traffic.remote_checks import assert_answers_like, post_in_batches
 from tests.traffic.v2_server import MiniV2
 
 CARD = str(MODELS / "bc-logreg" / "1" / "card.json")
@@ -52,21 +53,12 @@ def test_a_remote_with_a_card_records_what_the_local_champion_records(
     server, live = mini
     with harness(shadowed(live.url, card=CARD)) as h:
         sizes = [1] * 20 + [5, 3]
-        start = 0
-        for size in sizes:
-            rows = [r["features"] for r in holdout[start:start + size]]
-            start += size
-            assert h.client.post("/v2/models/breast-cancer/infer",
-                                 json=v2_body(rows)).status_code == 200
+        post_in_batches(h, holdout, sizes)
         h.wait_records(len(sizes))
         for record in h.sink.records:
             local, far = record["predictions"]
-            assert far["status"] == "ok", far
-            assert far["output"]["label"] == local["output"]["label"]
-            assert len(far["output"]["label"]) == record["rows"]
+            assert_answers_like(local, far, record["rows"])
             assert set(far["output"]["label"]) <= {"malignant", "benign"}
-            np.testing.assert_allclose(np.asarray(far["output"]["scores"]),
-                                       np.asarray(local["output"]["scores"]), rtol=0, atol=1e-6)
             assert list(far["output"]["classes"]) == ["malignant", "benign"]
         # The card declares the signature: the remote's [n, 1] label answers as [n].
         r = h.client.post("/v2/models/mini-lr/infer", json=v2_body([holdout[0]["features"]]))

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from tests.helpers import MODEL_NAMES, MODELS, Harness, config, harness, v2_body
+from tests.helpers import MODEL_NAMES, Harness, config, harness, onnx_direct, v2_body
 
 SINGLE_ROWS = (0, 1, 71, 142)
 
@@ -21,12 +20,8 @@ def h() -> Iterator[Harness]:
 
 
 def direct(name: str, rows: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """onnxruntime called directly on the bundled model file."""
-    session = ort.InferenceSession(str(MODELS / name / "1" / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    label, proba = session.run(["label", "probabilities"],
-                               {"input": np.asarray(rows, dtype=np.float32)})
-    return label, proba
+    want = onnx_direct(name, rows)
+    return want["label"], want["probabilities"]
 
 
 def outputs(body: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import orjson
 import pytest
 import tritonclient.grpc as triton_grpc
@@ -22,7 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.protocol.binary import tensor_bytes
 from tests.backends import Echo
-from tests.helpers import MODELS, LiveGateway, config, live_gateway, v2_body
+from tests.helpers import LiveGateway, config, live_gateway, onnx_direct, v2_body
 from tests.protocol.samples import same, sample
 from tests.tritonclients import HttpClient
 
@@ -30,17 +28,6 @@ MODELS_ = [{"name": n, "version": "1"} for n in ("bc-logreg", "bc-gbt")] + [
     {"name": "echo", "python": "tests.backends:echo"}]
 DEPLOYMENTS = [{"name": "breast-cancer", "champion": "bc-logreg",
                 "shadows": [{"model": "bc-gbt"}]}]
-
-
-@cache
-def session(name: str) -> ort.InferenceSession:
-    return ort.InferenceSession(str(MODELS / name / "1" / "model.onnx"),
-                                providers=["CPUExecutionProvider"])
-
-
-def direct(name: str, x: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:
-    label, proba = session(name).run(None, {"input": x})
-    return {"label": label, "probabilities": proba}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +55,7 @@ def tensor(x: np.ndarray[Any, Any], name: str = "input", binary: bool = True
 
 
 def check(result: Any, model: str, x: np.ndarray[Any, Any]) -> None:
-    want = direct(model, x)
+    want = onnx_direct(model, x)
     np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
     np.testing.assert_allclose(result.as_numpy("probabilities"), want["probabilities"],
                                rtol=0, atol=1e-6)
