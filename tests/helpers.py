@@ -186,7 +186,6 @@ class LiveGateway(_Observed):
         return f"127.0.0.1:{self.server.port}"
 
 
-
 @contextlib.contextmanager
 def live_gateway(data: dict[str, Any], **settings: Any) -> Iterator[LiveGateway]:
     grpc_port = free_port()

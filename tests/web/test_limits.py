@@ -51,6 +51,13 @@ def response(raw: bytes) -> tuple[int, dict[str, str], Any]:
     return int(lines[0].split()[1]), headers, orjson.loads(body) if body else None
 
 
+def infer_head(length: int, extra: bytes = b"") -> bytes:
+    """The request line and headers of a V2 infer POST with a ``length``-byte JSON body."""
+    return (b"POST /v2/models/breast-cancer/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
+            % (length, extra))
+
+
 def get(path: str = "/v2", extra: bytes = b"") -> bytes:
     return f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n".encode() + extra + b"\r\n"
 
@@ -131,9 +138,7 @@ def test_a_body_that_never_comes_is_408_and_leaves_no_record(
     before = len(h.sink.records)
     body = orjson.dumps(v2_body([holdout[0]["features"]]))
     with connect(live) as sock:
-        sock.sendall(b"POST /v2/models/breast-cancer/infer HTTP/1.1\r\nhost: x\r\n"
-                     b"content-type: application/json\r\ncontent-length: "
-                     + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
+        sock.sendall(infer_head(len(body)) + body[:10])
         status, headers, answer = response(read_all(sock))
     assert status == 408 and headers["connection"] == "close"
     assert answer == {"error": f"request body not received within {TIMEOUT_S:g} s"}
@@ -233,9 +238,7 @@ def test_expect_100_continue_and_head_through_the_one_write_transport(
     before = len(h.sink.records)
     body = orjson.dumps(v2_body([holdout[0]["features"]]))
     with connect(live) as sock:
-        sock.sendall(b"POST /v2/models/breast-cancer/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-                     b"content-type: application/json\r\ncontent-length: %d\r\n"
-                     b"expect: 100-continue\r\n\r\n" % len(body))
+        sock.sendall(infer_head(len(body), b"expect: 100-continue\r\n"))
         raw = b""
         while b"\r\n\r\n" not in raw:
             raw += sock.recv(65536)
